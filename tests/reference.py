@@ -1,0 +1,363 @@
+"""High-accuracy, event-driven reference solver for the AdEx neuron.
+
+This module is test infrastructure: it is the independent ground truth the other
+tests compare the ngc-learn cell against.  It uses only numpy/scipy, float64.
+
+Model (physical units: C pF, gL nS, EL/VT/DT/Vr/V_peak mV, a nS, tau_w ms,
+b pA, I pA, t ms; pF/nS = ms, mV*nS = pA)::
+
+    C dV/dt     = -gL (V - EL) + gL DT exp((V - VT)/DT) - w + I
+    tau_w dw/dt = a (V - EL) - w
+
+Spike when V reaches V_peak (DT > 0) or VT (DT == 0, the integrate-and-fire
+limit without the exponential term).  Then V <- Vr, w <- w + b.  With an
+absolute refractory period t_ref > 0, V is held at Vr for exactly t_ref after
+each spike while w relaxes with V = Vr (closed form).
+
+Numerics
+--------
+Between events the ODE is integrated with ``scipy.integrate.solve_ivp``
+(DOP853, dense output, rtol 1e-11 by default), restarting exactly at every
+event.  Two charts are used for DT > 0:
+
+* "V" chart, state (V, w), used while V < VT.  A terminal event at V = VT
+  (upward) switches to the u chart.
+* "u" chart, state (u, q), used while V >= VT - 2 DT (hysteresis), with
+
+      u = exp(-(V - VT)/DT),            V = VT - DT ln u
+      psi(u) = u ln u - u + 1,          d psi/dt = ln u du/dt
+      kappa = a DT tau_m / tau_w,       tau_m = C/gL
+      q = w - kappa psi(u),             w = q + kappa psi(u)
+
+  Since exp((V-VT)/DT) = 1/u,
+
+      du/dt = -(u/DT) dV/dt
+            = -1/tau_m + u g,   g = -(-gL (V - EL) - w + I)/(DT C)
+      dq/dt = dw/dt - kappa ln u du/dt
+            = (a (VT - EL) - w)/tau_w - kappa (u ln u) g
+
+  (the -a DT ln u / tau_w term of dw/dt cancels exactly against
+  kappa ln u / tau_m).  V's finite-time blow-up becomes u decreasing almost
+  linearly through u_peak = exp(-(V_peak - VT)/DT) > 0, and w's log
+  singularity is removed, so the adaptive solver needs no pathological steps.
+  The spike is the terminal event u = u_peak (downward); a terminal event
+  u = exp(2) (upward, V = VT - 2 DT) switches back to the V chart.
+
+For DT == 0 the "V" chart is used with the linear right-hand side and a
+terminal spike event at V = VT.
+
+Sampled output is right-continuous: at a time equal to a spike time the
+post-reset state is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+__all__ = ["simulate_reference", "spike_times", "validate_params"]
+
+_PARAM_KEYS = ("C", "gL", "EL", "VT", "DT", "a", "tau_w", "b", "Vr", "V_peak")
+_U_BACK = math.exp(2.0)  # u chart -> V chart when V drops below VT - 2 DT
+_MAX_SPIKES = 1_000_000
+
+
+def validate_params(p: dict, t_ref: float = 0.0) -> dict:
+    """Return a float copy of the AdEx parameters after sanity checks."""
+    missing = [k for k in _PARAM_KEYS if k not in p]
+    if missing:
+        raise KeyError(f"missing AdEx parameters: {missing}")
+    q = {k: float(p[k]) for k in _PARAM_KEYS}
+    if not q["C"] > 0:
+        raise ValueError("C must be > 0")
+    if not q["gL"] > 0:
+        raise ValueError("gL must be > 0")
+    if not q["tau_w"] > 0:
+        raise ValueError("tau_w must be > 0")
+    if not q["DT"] >= 0:
+        raise ValueError("DT must be >= 0")
+    if not t_ref >= 0:
+        raise ValueError("t_ref must be >= 0")
+    if q["DT"] > 0:
+        if not q["V_peak"] > q["VT"]:
+            raise ValueError("V_peak must be > VT when DT > 0")
+        if not q["Vr"] < q["V_peak"]:
+            raise ValueError("Vr must be < V_peak")
+    elif not q["Vr"] < q["VT"] and t_ref == 0:
+        raise ValueError("with DT == 0 and t_ref == 0, Vr must be < VT")
+    for k, v in q.items():
+        if not math.isfinite(v):
+            raise ValueError(f"parameter {k} is not finite")
+    return q
+
+
+class _Current:
+    """I(t): a constant, or a callable with optional breakpoints."""
+
+    def __init__(self, I, breaks):
+        if callable(I):
+            self.fun: Callable[[float], float] | None = I
+            self.const = None
+        else:
+            self.fun = None
+            self.const = float(I)
+        self.breaks = sorted(float(b) for b in (breaks or ()))
+
+    def __call__(self, t):
+        if self.fun is None:
+            return self.const
+        return float(self.fun(t))
+
+    def next_break(self, t, T):
+        for b in self.breaks:
+            if b > t:
+                return min(b, T)
+        return T
+
+
+def simulate_reference(
+    p: dict,
+    T: float,
+    I=None,
+    v0=None,
+    w0: float = 0.0,
+    t_ref: float = 0.0,
+    t_eval=None,
+    *,
+    rtol: float = 1e-11,
+    atol_scale: float = 1.0,
+    I_breaks=None,
+    method: str = "DOP853",
+) -> dict:
+    """Simulate the AdEx neuron on [0, T] ms to near machine accuracy.
+
+    Parameters
+    ----------
+    p : dict with keys C, gL, EL, VT, DT, a, tau_w, b, Vr, V_peak and
+        optionally I (pA, constant from t = 0).
+    T : duration in ms.
+    I : input current in pA, overrides ``p["I"]``.  A number (constant from
+        t = 0) or a callable ``I(t)``; for a callable with discontinuities
+        pass their times in ``I_breaks`` so integration restarts there.
+    v0 : initial V in mV (default EL).  w0 : initial w in pA.
+    t_ref : absolute refractory period in ms.
+    t_eval : optional sample times in [0, T]; returned state is
+        right-continuous (post-reset at a spike time).
+    rtol : relative tolerance for solve_ivp.  ``atol_scale`` multiplies the
+        absolute tolerances (1e-12 mV for V, 1e-11 pA for w, 1e-14 for u).
+
+    Returns
+    -------
+    dict with "spikes" (spike times, ms), "t", "v", "w" (float64 arrays;
+    empty when t_eval is None) and "state": a function t -> (V, w) valid
+    on [0, T] (vectorised, right-continuous).
+    """
+    prm = validate_params(p, t_ref)
+    C, gL, EL, VT, DT = prm["C"], prm["gL"], prm["EL"], prm["VT"], prm["DT"]
+    a, tau_w, b, Vr, V_peak = prm["a"], prm["tau_w"], prm["b"], prm["Vr"], prm["V_peak"]
+    T = float(T)
+    t_ref = float(t_ref)
+    if not T >= 0:
+        raise ValueError("T must be >= 0")
+    if I is None:
+        I = p.get("I", 0.0)
+    cur = _Current(I, I_breaks)
+    V = EL if v0 is None else float(v0)
+    w = float(w0)
+
+    tau_m = C / gL
+    kappa = a * DT * tau_m / tau_w
+    expo = DT > 0
+    if expo:
+        x_peak = (V_peak - VT) / DT
+        u_peak = math.exp(-x_peak)  # may underflow to 0 for absurd V_peak
+        ln_floor = math.log(max(u_peak * 1e-3, 1e-300))
+        threshold = V_peak
+    else:
+        threshold = VT
+    atol_V = 1e-12 * atol_scale
+    atol_w = 1e-11 * atol_scale
+    atol_u = 1e-14 * atol_scale
+
+    # ---------------------------------------------------------------- RHS
+    def rhs_V(t, y):
+        v, ww = y[0], y[1]
+        dv = -gL * (v - EL) - ww + cur(t)
+        if expo:
+            dv += gL * DT * math.exp(min((v - VT) / DT, 300.0))
+        return [dv / C, (a * (v - EL) - ww) / tau_w]
+
+    def _lnu(u):
+        # smooth for u > 0; continuous linear extension far beyond the spike
+        return math.log(u) if u > 0 and math.log(u) > ln_floor else ln_floor
+
+    def rhs_u(t, y):
+        u, q = y[0], y[1]
+        lu = _lnu(u)
+        ulu = u * lu
+        ww = q + kappa * (ulu - u + 1.0)
+        v = VT - DT * lu
+        g = -(-gL * (v - EL) - ww + cur(t)) / (DT * C)
+        return [-1.0 / tau_m + u * g, (a * (VT - EL) - ww) / tau_w - kappa * ulu * g]
+
+    def u_to_Vw(u, q):
+        u = np.asarray(u, dtype=float)
+        lu = np.log(np.maximum(u, 1e-300))
+        return VT - DT * lu, q + kappa * (u * lu - u + 1.0)
+
+    # ------------------------------------------------------------ events
+    def ev_switch_up(t, y):  # V chart: V reaches VT
+        return y[0] - VT
+
+    ev_switch_up.terminal = True
+    ev_switch_up.direction = 1.0
+
+    def ev_spike_u(t, y):  # u chart: u reaches u_peak
+        return y[0] - u_peak
+
+    ev_spike_u.terminal = True
+    ev_spike_u.direction = -1.0
+
+    def ev_back(t, y):  # u chart: V falls to VT - 2 DT
+        return y[0] - _U_BACK
+
+    ev_back.terminal = True
+    ev_back.direction = 1.0
+
+    # --------------------------------------------------------- main loop
+    segments = []  # (t0, t1, kind, payload)
+    spikes = []
+    t = 0.0
+    refractory_until = None
+
+    def do_spike(ts, w_pre):
+        spikes.append(ts)
+        if len(spikes) > _MAX_SPIKES:
+            raise RuntimeError("too many spikes")
+        return Vr, w_pre + b
+
+    while True:
+        if refractory_until is not None:
+            t1 = min(refractory_until, T)
+            w_inf = a * (Vr - EL)
+            segments.append((t, t1, "ref", (t, w, w_inf)))
+            w = w_inf + (w - w_inf) * math.exp(-(t1 - t) / tau_w)
+            t = t1
+            V = Vr
+            refractory_until = None
+            if t >= T:
+                break
+            continue
+        if V >= threshold:
+            V, w = do_spike(t, w)
+            if t_ref > 0:
+                refractory_until = t + t_ref
+            continue
+        if t >= T:
+            break
+        t_end = cur.next_break(t, T)
+        if expo and V >= VT:
+            # u chart
+            u0 = math.exp(-(V - VT) / DT)
+            q0 = w - kappa * (u0 * math.log(u0) - u0 + 1.0)
+            sol = solve_ivp(
+                rhs_u, (t, t_end), [u0, q0], method=method, rtol=rtol,
+                atol=[atol_u, atol_w], dense_output=True,
+                events=[ev_spike_u, ev_back],
+            )
+            if sol.status < 0:
+                raise RuntimeError(f"solve_ivp failed: {sol.message}")
+            t1 = float(sol.t[-1])
+            segments.append((t, t1, "u", sol.sol))
+            if sol.status == 1 and len(sol.t_events[0]):
+                ts = float(sol.t_events[0][0])
+                u_s, q_s = sol.y_events[0][0]
+                _, w_s = u_to_Vw(u_peak, q_s)
+                V, w = do_spike(ts, float(w_s))
+                t = ts
+                if t_ref > 0:
+                    refractory_until = t + t_ref
+                continue
+            u1, q1 = sol.y[:, -1]
+            if sol.status == 1:  # switched back below VT - 2 DT
+                u1 = _U_BACK
+            V, w = (float(x) for x in u_to_Vw(u1, q1))
+            t = t1
+            continue
+        # V chart
+        sol = solve_ivp(
+            rhs_V, (t, t_end), [V, w], method=method, rtol=rtol,
+            atol=[atol_V, atol_w], dense_output=True, events=[ev_switch_up],
+        )
+        if sol.status < 0:
+            raise RuntimeError(f"solve_ivp failed: {sol.message}")
+        t1 = float(sol.t[-1])
+        segments.append((t, t1, "V", sol.sol))
+        V, w = float(sol.y[0, -1]), float(sol.y[1, -1])
+        t = t1
+        if sol.status == 1:
+            V = VT  # exactly on the switching / threshold surface
+            if not expo:
+                V, w = do_spike(t, w)
+                if t_ref > 0:
+                    refractory_until = t + t_ref
+        # loop continues: either threshold handling, u chart or next break
+
+    # A spike at exactly T (t_ref == 0) has no segment after it: add a
+    # constant tail so sampling at T gives the post-reset state.
+    if not segments or (spikes and spikes[-1] >= segments[-1][1]
+                        and segments[-1][2] != "ref"):
+        segments.append((t, t, "const", (V, w)))
+
+    # -------------------------------------------------------- sampling
+    seg_t0 = np.array([s[0] for s in segments], dtype=float)
+
+    def state(tq):
+        tq = np.atleast_1d(np.asarray(tq, dtype=float))
+        vv = np.empty_like(tq)
+        ww = np.empty_like(tq)
+        # right-continuous: the last segment starting at or before t;
+        # zero-length segments are skipped by taking the last one.
+        idx = np.searchsorted(seg_t0, tq, side="right") - 1
+        idx = np.clip(idx, 0, len(segments) - 1)
+        for k in np.unique(idx):
+            m = idx == k
+            t0, t1, kind, pay = segments[k]
+            tk = np.clip(tq[m], t0, t1)
+            if kind == "V":
+                y = pay(tk)
+                vv[m], ww[m] = y[0], y[1]
+            elif kind == "u":
+                y = pay(tk)
+                vv[m], ww[m] = u_to_Vw(y[0], y[1])
+            elif kind == "const":
+                vv[m], ww[m] = pay
+            else:  # refractory clamp
+                ts0, wst, w_inf = pay
+                vv[m] = Vr
+                ww[m] = w_inf + (wst - w_inf) * np.exp(-(tk - ts0) / tau_w)
+        return vv, ww
+
+    if t_eval is None:
+        t_out = np.empty(0)
+        v_out = np.empty(0)
+        w_out = np.empty(0)
+    else:
+        t_out = np.asarray(t_eval, dtype=np.float64).ravel()
+        v_out, w_out = state(t_out)
+    return {
+        "spikes": np.asarray(spikes, dtype=np.float64),
+        "t": t_out,
+        "v": np.asarray(v_out, dtype=np.float64),
+        "w": np.asarray(w_out, dtype=np.float64),
+        "state": state,
+    }
+
+
+def spike_times(p: dict, T: float, **kw) -> np.ndarray:
+    """Spike times (ms) of :func:`simulate_reference`."""
+    kw.pop("t_eval", None)
+    return simulate_reference(p, T, **kw)["spikes"]
