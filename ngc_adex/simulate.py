@@ -1,0 +1,236 @@
+"""Convenience runners: simulate a cell, or any ngc-learn process, for a duration.
+
+Both run ``jax.lax.scan`` over chunks of steps (no Python work per step) and
+move only what was asked for to the host after each chunk, so memory does not
+grow with the number of steps.
+"""
+import sys
+import time
+from typing import Dict, NamedTuple
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+
+from . import dynamics
+
+#: per chunk, at most this many neuron-steps are held on the device for output
+_CHUNK_ELEMENTS = 2 ** 25
+
+
+class SimulationResult(NamedTuple):
+    """What :func:`simulate` returns.
+
+    Attributes:
+        t: grid times (ms) at the end of each step, shape (n_steps,)
+
+        spike_times: precise spike times (ms), ordered by step
+
+        spike_index: flat neuron index ``batch * n_units + unit`` of each spike
+
+        traces: recorded variables, name -> array (n_steps, n_recorded)
+
+        n_neurons: batch_size * n_units
+    """
+    t: np.ndarray
+    spike_times: np.ndarray
+    spike_index: np.ndarray
+    traces: Dict[str, np.ndarray]
+    n_neurons: int
+
+    def trains(self):
+        """Spike times per neuron: a list of ``n_neurons`` arrays (ms)."""
+        order = np.argsort(self.spike_index, kind="stable")
+        bounds = np.searchsorted(self.spike_index[order], np.arange(self.n_neurons + 1))
+        times = self.spike_times[order]
+        return [times[bounds[i]:bounds[i + 1]] for i in range(self.n_neurons)]
+
+    def counts(self):
+        """Number of spikes per neuron, shape (n_neurons,)."""
+        return np.bincount(self.spike_index, minlength=self.n_neurons)
+
+
+def step_current(amplitude, start, stop=np.inf, baseline=0.):
+    """Input current ``amplitude`` for ``start <= t < stop`` (ms), ``baseline``
+    otherwise, as a JAX-traceable function of t for :func:`simulate`."""
+    amplitude, baseline = jnp.asarray(amplitude), jnp.asarray(baseline)
+    return lambda t: jnp.where((t > start) & (t <= stop), amplitude, baseline)
+
+
+def _current_at(current, n_steps):
+    """A function (i, t) -> current for the step ending at t."""
+    if callable(current):
+        return lambda i, t: current(t)
+    arr = jnp.asarray(current)
+    if arr.ndim >= 1 and arr.shape[0] == n_steps and n_steps > 1:
+        return lambda i, t: arr[i]
+    return lambda i, t: arr
+
+
+class _Progress:
+    def __init__(self, total, enabled):
+        self.total, self.enabled, self.start = total, enabled, time.perf_counter()
+
+    def update(self, done):
+        if self.enabled:
+            frac = done / self.total
+            bar = "#" * int(30 * frac)
+            sys.stderr.write(f"\r[{bar:<30}] {100 * frac:5.1f}%  {time.perf_counter() - self.start:6.1f} s")
+            if done >= self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _run_chunks(body, carry, n_steps, dt, t0, chunk, progress, sink):
+    """Scans ``body(carry, (i, t)) -> (carry, out)`` chunk by chunk; ``sink(out, i0)``
+    receives each chunk's output on the host."""
+    scan = jax.jit(lambda c, xs: jax.lax.scan(body, c, xs))
+    bar = _Progress(n_steps, progress)
+    for i0 in range(0, n_steps, chunk):
+        idx = jnp.arange(i0, min(i0 + chunk, n_steps))
+        carry, out = scan(carry, (idx, t0 + (idx + 1) * dt))
+        sink(jax.device_get(out), i0)
+        bar.update(int(idx[-1]) + 1)
+    return carry
+
+
+def _n_steps(duration, dt):
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a finite number > 0 ms, got {dt!r}")
+    if not (np.isfinite(duration) and duration > 0):
+        raise ValueError(f"duration must be a finite number > 0 ms, got {duration!r}")
+    return max(1, int(round(duration / dt)))
+
+
+def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chunk_steps=1000,
+             progress=None, spikes=True):
+    """Simulates an :class:`~ngc_adex.AdExCell` for ``duration`` ms.
+
+    The cell starts from its compartments' current values and they hold the
+    final state afterwards, so calls can be chained.
+
+    Args:
+        cell: the AdExCell
+
+        duration: simulated time (ms)
+
+        dt: step (ms)
+
+        current: input current j: a number or array broadcastable to
+            (batch_size, n_units) held constant; an array with a leading axis
+            of length n_steps (one value per step); or a JAX-traceable
+            function of t (ms), e.g. :func:`step_current`
+
+        record: names among "v", "w", "ref_left", "t_spike" to record
+
+        neurons: flat indices of the neurons to record (Default: all)
+
+        t0: time at the start (ms)
+
+        chunk_steps: steps per scan chunk (reduced so a chunk's output fits
+            in memory for large populations)
+
+        progress: show a progress bar on stderr (Default: for runs of more
+            than 20 chunks)
+
+        spikes: collect spike times (set False for pure throughput runs)
+
+    Returns:
+        :class:`SimulationResult`
+    """
+    n_steps = _n_steps(duration, dt)
+    shape = (cell.batch_size, cell.n_units)
+    n_neurons = shape[0] * shape[1]
+    unknown = set(record) - {"v", "w", "ref_left", "t_spike"}
+    if unknown:
+        raise ValueError(f"record must name compartments among v, w, ref_left, t_spike; got {sorted(unknown)}")
+    rec_idx = jnp.arange(n_neurons) if neurons is None else jnp.asarray(neurons, dtype=jnp.int32).ravel()
+    chunk = int(max(1, min(chunk_steps, _CHUNK_ELEMENTS // max(n_neurons if spikes else len(rec_idx), 1))))
+    current_at = _current_at(current, n_steps)
+    step = cell._step
+
+    def body(state, x):
+        i, t = x
+        state = dynamics.AdExState(*step(*state, current_at(i, t), t, dt))
+        out = {name: getattr(state, name).reshape(-1)[rec_idx] for name in record}
+        if spikes:  # spiking neurons carry their precise time, the others NaN
+            out["_spikes"] = jnp.where(state.s > 0, state.t_spike, jnp.nan).reshape(-1)
+        return state, out
+
+    times, index, traces = [], [], {name: [] for name in record}
+
+    def sink(out, i0):
+        for name in record:
+            traces[name].append(out[name])
+        if spikes:
+            steps, neuron = np.nonzero(~np.isnan(out["_spikes"]))
+            times.append(out["_spikes"][steps, neuron])
+            index.append(neuron)
+
+    state = dynamics.AdExState(cell.v.get(), cell.w.get(), cell.ref_left.get(), cell.s.get(), cell.tols.get(),
+                               cell.t_spike.get())
+    if progress is None:
+        progress = n_steps > 20 * chunk
+    state = _run_chunks(body, state, n_steps, dt, t0, chunk, progress, sink)
+    for name in dynamics.AdExState._fields:
+        getattr(cell, name).set(getattr(state, name))
+    return SimulationResult(
+        t=t0 + dt * np.arange(1, n_steps + 1),
+        spike_times=np.concatenate(times) if times else np.zeros(0),
+        spike_index=np.concatenate(index).astype(np.int64) if index else np.zeros(0, dtype=np.int64),
+        traces={name: np.concatenate(traces[name]) for name in record},
+        n_neurons=n_neurons)
+
+
+def simulate_process(process, duration, dt, inputs=(), t0=0.,
+                     chunk_steps=1000, progress=None, state=None):
+    """Runs an ngc-learn ``MethodProcess`` (e.g. a circuit's advance chain)
+    for ``duration`` ms in chunked scans.
+
+    Args:
+        process: a compiled ``ngclearn.MethodProcess`` whose methods take
+            ``t`` and/or ``dt``; what it ``watch``-es is returned per step
+
+        duration: simulated time (ms)
+
+        dt: step (ms)
+
+        inputs: pairs (compartment, current), each current written into the
+            compartment before every step; currents as for :func:`simulate`
+
+        t0: time at the start (ms)
+
+        chunk_steps: steps per scan chunk
+
+        progress: show a progress bar on stderr (Default: for long runs)
+
+        state: starting global state (Default: the live one); the final state
+            is written back to the global state
+
+    Returns:
+        (t, watched): grid times (n_steps,) and a tuple of arrays
+        (n_steps, ...), one per watched compartment
+    """
+    from ngcsimlib.global_state import stateManager
+
+    n_steps = _n_steps(duration, dt)
+    inputs = {comp.root: _current_at(value, n_steps) for comp, value in inputs}
+    keywords = set(process.get_keywords())
+    if not keywords <= {"t", "dt"}:
+        raise ValueError(f"simulate_process drives processes with arguments t and dt only; "
+                         f"{process.name} needs {sorted(keywords)}")
+    run = process.run.compiled
+
+    def body(ctx, x):
+        i, t = x
+        ctx = {**ctx, **{root: jnp.broadcast_to(fn(i, t), ctx[root].shape) for root, fn in inputs.items()}}
+        return run(ctx, jnp.stack(process.pack_keywords(t=t, dt=jnp.asarray(dt, t.dtype))))
+
+    chunks = []
+    ctx = dict(stateManager.state if state is None else state)
+    if progress is None:
+        progress = n_steps > 20 * chunk_steps
+    ctx = _run_chunks(body, ctx, n_steps, dt, t0, chunk_steps, progress, lambda out, i0: chunks.append(out))
+    stateManager.set_state(ctx)
+    watched = tuple(np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0])))
+    return t0 + dt * np.arange(1, n_steps + 1), watched
