@@ -1,4 +1,5 @@
 """The ngc-learn component: a thin shell of compartments around :mod:`ngc_adex.dynamics`."""
+import os
 from functools import partial
 
 import numpy as np
@@ -180,6 +181,29 @@ class AdExCell(JaxComponent):
         self._args = tuple(_jsonable(a) for a in self._args)
         self._kwargs = {k: _jsonable(v) for k, v in self._kwargs.items() if k != "key"}
         return super().to_json()
+
+    def load(self, directory):
+        """Restores every saved compartment from ``directory/<name>.npz``;
+        a missing, unreadable or incomplete file raises an error naming it."""
+        path = os.path.join(directory, self.name + ".npz")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"saved state of AdExCell '{self.name}' not found: {path}")
+        try:
+            with np.load(path) as data:
+                saved = {k: data[k] for k in data.files}
+        except Exception as err:
+            raise ValueError(f"saved state of AdExCell '{self.name}' is corrupted: {path} ({err})") from err
+        for comp_name, comp in self.compartments:
+            if comp.targeted or not comp.auto_save:
+                continue
+            if comp_name not in saved:
+                raise ValueError(f"saved state {path} lacks compartment '{comp_name}'")
+            value = saved[comp_name]
+            expected = np.shape(comp.get())
+            if value.shape != expected:
+                raise ValueError(f"saved state {path}: compartment '{comp_name}' has shape {value.shape}, "
+                                 f"expected {expected}")
+            comp.set(jnp.asarray(value))
 
     @classmethod
     def help(cls):  ## component help function

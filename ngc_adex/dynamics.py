@@ -289,6 +289,19 @@ def _flight_pq(P, q, j, h, c):
     return P1, q1, crossed, theta, q_cross
 
 
+def check_current_shape(j, shape):
+    """Raises (at trace time) unless ``j`` broadcasts to ``shape`` without
+    enlarging it, so a transposed or mis-sized current never broadcasts silently."""
+    j_shape = tuple(jnp.shape(j))
+    try:
+        ok = np.broadcast_shapes(j_shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"input current j has shape {j_shape}; expected (batch_size, n_units) = {tuple(shape)} "
+                         f"or a shape that broadcasts to it (e.g. a scalar or (n_units,))")
+
+
 def _relax_w(w, r, c):
     """w after r ms with v held at v_reset (closed form)."""
     return c.w_refract + (w - c.w_refract) * jnp.exp(-r * c.inv_tau_w)
@@ -316,6 +329,7 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
         the :class:`AdExState` at time ``t``; at most one spike per neuron and step
     """
     v, w, ref_left = state.v, state.w, state.ref_left
+    check_current_shape(j, v.shape)
     j = jnp.clip(j, -STATE_BOUND, STATE_BOUND)
     h = jnp.zeros_like(v) + dt
     if refractory:  # serve what is left of a refractory period first
