@@ -268,25 +268,35 @@ def _safe_ratio(num, den):
 # ----------------------------------------------------------------------------
 def _flight_vw(v, w, j, h, c, method):
     """Integrates (v, w) over h; returns (v1, w1, crossed, theta, w_cross)."""
-    (v1, w1), _ = _STEPPERS[method](lambda x: vw_field(x[0], x[1], j, c), (v, w), h)
+    x0 = (v, w)
+    (v1, w1), ks = _STEPPERS[method](lambda x: vw_field(x[0], x[1], j, c), x0, h)
     crossed = v1 > c.v_spike
     theta = jnp.clip(_safe_ratio(c.v_spike - v, v1 - v), 0., 1.)
-    w1 = _clamp_w(w1)
-    return jnp.maximum(v1, -STATE_BOUND), w1, crossed, theta, w + theta * (w1 - w)
+    w_cross = w + theta * (_clamp_w(w1) - w)
+    if method == "rk4":  # without the exponential term v is smooth: its cubic locates the crossing
+        theta_if, w_if = _locate_crossing(x0, ks, h, c.v_spike - v, v1 - v, c.v_spike)
+        theta = jnp.where(c.has_exp, theta, theta_if)
+        w_cross = jnp.where(c.has_exp, w_cross, w_if)
+    return jnp.maximum(v1, -STATE_BOUND), _clamp_w(w1), crossed, theta, w_cross
+
+
+def _locate_crossing(x0, ks, h, gap0, gap1, level):
+    """Fraction of an RK4 step at which component 0 reaches ``level`` (linear
+    guess refined by Newton on the cubic dense output) and component 1 there."""
+    theta = jnp.clip(_safe_ratio(gap0, gap1), 0., 1.)
+    for _ in range(2):
+        value, slope = rk4_dense(x0, ks, h, theta, 0)
+        theta = jnp.clip(theta - _safe_ratio(value - level, h * slope), 0., 1.)
+    return theta, rk4_dense(x0, ks, h, theta, 1)[0]
 
 
 def _flight_pq(P, q, j, h, c):
-    """Integrates (P, q) over h with RK4; the crossing of P_peak is located by
-    Newton iterations on the cubic dense output (no extra field evaluations)."""
+    """Integrates (P, q) over h with RK4; the crossing of P_peak is located on
+    the cubic dense output (no extra field evaluations)."""
     x0 = (P, q)
     (P1, q1), ks = step_rk4(lambda x: pq_field(x[0], x[1], j, c), x0, h)
-    crossed = P1 < c.p_peak
-    theta = jnp.clip(_safe_ratio(P - c.p_peak, P - P1), 0., 1.)
-    for _ in range(2):
-        value, slope = rk4_dense(x0, ks, h, theta, 0)
-        theta = jnp.clip(theta - _safe_ratio(value - c.p_peak, h * slope), 0., 1.)
-    q_cross, _ = rk4_dense(x0, ks, h, theta, 1)
-    return P1, q1, crossed, theta, q_cross
+    theta, q_cross = _locate_crossing(x0, ks, h, P - c.p_peak, P - P1, c.p_peak)
+    return P1, q1, P1 < c.p_peak, theta, q_cross
 
 
 def check_current_shape(j, shape):

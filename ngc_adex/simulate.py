@@ -68,10 +68,16 @@ def _current_at(current, n_steps):
 
 
 class _Progress:
+    """A one-line bar on stderr; ``enabled=None`` shows it only for runs
+    projected to last more than a few seconds on a terminal."""
+
     def __init__(self, total, enabled):
         self.total, self.enabled, self.start = total, enabled, time.perf_counter()
 
     def update(self, done):
+        if self.enabled is None:
+            projected = (time.perf_counter() - self.start) * self.total / max(done, 1)
+            self.enabled = projected > 5. and sys.stderr.isatty()
         if self.enabled:
             frac = done / self.total
             bar = "#" * int(30 * frac)
@@ -121,7 +127,8 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
             of length n_steps (one value per step); or a JAX-traceable
             function of t (ms), e.g. :func:`step_current`
 
-        record: names among "v", "w", "ref_left", "t_spike" to record
+        record: compartments to record, among "v", "w", "ref_left", "s",
+            "tols", "t_spike"
 
         neurons: flat indices of the neurons to record (Default: all)
 
@@ -130,8 +137,8 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
         chunk_steps: steps per scan chunk (reduced so a chunk's output fits
             in memory for large populations)
 
-        progress: show a progress bar on stderr (Default: for runs of more
-            than 20 chunks)
+        progress: show a progress bar on stderr (Default: for long runs on
+            a terminal)
 
         spikes: collect spike times (set False for pure throughput runs)
 
@@ -141,9 +148,10 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
     n_steps = _n_steps(duration, dt)
     shape = (cell.batch_size, cell.n_units)
     n_neurons = shape[0] * shape[1]
-    unknown = set(record) - {"v", "w", "ref_left", "t_spike"}
+    unknown = set(record) - set(dynamics.AdExState._fields)
     if unknown:
-        raise ValueError(f"record must name compartments among v, w, ref_left, t_spike; got {sorted(unknown)}")
+        raise ValueError(f"record must name compartments among {', '.join(dynamics.AdExState._fields)}; "
+                         f"got {sorted(unknown)}")
     rec_idx = jnp.arange(n_neurons) if neurons is None else jnp.asarray(neurons, dtype=jnp.int32).ravel()
     chunk = int(max(1, min(chunk_steps, _CHUNK_ELEMENTS // max(n_neurons if spikes else len(rec_idx), 1))))
     current_at = _current_at(current, n_steps)
@@ -169,8 +177,6 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
 
     state = dynamics.AdExState(cell.v.get(), cell.w.get(), cell.ref_left.get(), cell.s.get(), cell.tols.get(),
                                cell.t_spike.get())
-    if progress is None:
-        progress = n_steps > 20 * chunk
     state = _run_chunks(body, state, n_steps, dt, t0, chunk, progress, sink)
     for name in dynamics.AdExState._fields:
         getattr(cell, name).set(getattr(state, name))
@@ -228,8 +234,6 @@ def simulate_process(process, duration, dt, inputs=(), t0=0.,
 
     chunks = []
     ctx = dict(stateManager.state if state is None else state)
-    if progress is None:
-        progress = n_steps > 20 * chunk_steps
     ctx = _run_chunks(body, ctx, n_steps, dt, t0, chunk_steps, progress, lambda out, i0: chunks.append(out))
     stateManager.set_state(ctx)
     watched = tuple(np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0])))

@@ -1,0 +1,161 @@
+"""A checked simulation mode for debugging.
+
+:func:`checked_simulate` runs exactly the step of :func:`ngc_adex.simulate.simulate`
+(the cell's own :func:`ngc_adex.dynamics.advance`) under
+``jax.experimental.checkify`` and verifies, at every step:
+
+1. the input current fed to each neuron is finite;
+2. after the step, v and w are finite;
+3. after the step, v does not exceed the spike potential (``thr``, or
+   ``intrinsic_mem_thr`` where ``v_sharpness == 0``).
+
+The first violation stops the run with :class:`CheckedSimulationError`, whose
+message and attributes name the time of the offending step, the check that
+failed and the neuron (flat index ``batch * n_units + unit`` and the
+``(batch, unit)`` pair). The checks cost a few extra reductions per step;
+use :func:`ngc_adex.simulate.simulate` for production runs.
+"""
+import re
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+from jax.experimental import checkify
+
+from . import dynamics
+from .simulate import SimulationResult, _current_at, _n_steps
+
+__all__ = ["CheckedSimulationError", "checked_simulate"]
+
+#: the checks, in the order they are evaluated within a step
+CHECKS = ("input current j is not finite", "v is not finite", "w is not finite", "v exceeds the spike potential")
+
+_MESSAGE = ("{what} at t={t:.7g} ms (step {step:d}), neuron {neuron:d} (batch {batch:d}, unit {unit:d}): "
+            "value {value:.9g}")
+_PARSE = re.compile(r"^(?P<what>.+?) at t=(?P<t>\S+) ms \(step (?P<step>\d+)\), neuron (?P<neuron>\d+) "
+                    r"\(batch (?P<batch>\d+), unit (?P<unit>\d+)\): value (?P<value>\S+)")
+
+
+class CheckedSimulationError(FloatingPointError):
+    """A check of :func:`checked_simulate` failed.
+
+    Attributes:
+        check: which check failed (one of :data:`CHECKS`)
+
+        t: time (ms) at the end of the first offending step
+
+        step: index of that step (1-based, counted from the start of the run)
+
+        neuron: flat index ``batch * n_units + unit`` of the first offending neuron
+
+        batch, unit: the same neuron as a (batch, unit) pair
+
+        value: the offending value (the current, v or w)
+    """
+
+    def __init__(self, message):
+        super().__init__(message)
+        m = _PARSE.match(message)
+        self.check = m.group("what") if m else None
+        self.t = float(m.group("t")) if m else None
+        self.step = int(m.group("step")) if m else None
+        self.neuron = int(m.group("neuron")) if m else None
+        self.batch = int(m.group("batch")) if m else None
+        self.unit = int(m.group("unit")) if m else None
+        self.value = float(m.group("value")) if m else None
+
+
+def _check_all(ok, values, what, t, step, n_units):
+    """checkify.check that every element of ``ok`` holds; names the first
+    offending neuron (flat index) and its value."""
+    flat_ok = ok.reshape(-1)
+    first = jnp.argmin(flat_ok).astype(jnp.int32)  # first False (0 if all hold)
+    # checkify formats array arguments only: put the (static) description in first
+    checkify.check(jnp.all(flat_ok), _MESSAGE.replace("{what}", what), t=t, step=step, neuron=first,
+                   batch=first // n_units, unit=first % n_units, value=values.reshape(-1)[first])
+
+
+def _check_current_shape(j, shape):
+    j_shape = tuple(np.shape(j))
+    try:
+        ok = np.broadcast_shapes(j_shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"input current j has shape {j_shape}; expected (batch_size, n_units) = {tuple(shape)} "
+                         f"or a shape that broadcasts to it (e.g. a scalar or (n_units,))")
+
+
+def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
+    """Simulates ``cell`` like :func:`ngc_adex.simulate.simulate` (same steps,
+    same spikes), checking every step; see the module docstring.
+
+    Args:
+        cell: an :class:`~ngc_adex.AdExCell`
+
+        duration: simulated time (ms)
+
+        dt: step (ms)
+
+        current: input current j as for :func:`~ngc_adex.simulate.simulate`:
+            a number or array broadcastable to (batch_size, n_units), an array
+            with a leading axis of length n_steps, or a JAX-traceable function of t
+
+        t0: time at the start (ms)
+
+        chunk_steps: steps per scan chunk
+
+    Returns:
+        :class:`~ngc_adex.simulate.SimulationResult` with the spikes (no traces);
+        the cell's compartments hold the final state, as after ``simulate``
+
+    Raises:
+        CheckedSimulationError: at the first failed check, naming the step time
+            and the neuron; the cell's compartments are then left unchanged
+    """
+    n_steps = _n_steps(duration, dt)
+    shape = (cell.batch_size, cell.n_units)
+    n_neurons = shape[0] * shape[1]
+    n_units = cell.n_units
+    current_at = _current_at(current, n_steps)
+    step = cell._step
+    dtype = cell.v.get().dtype
+    v_spike = jnp.asarray(np.broadcast_to(dynamics.spike_potential(
+        cell.params.v_sharpness, cell.params.intrinsic_mem_thr, cell.params.thr), shape), dtype=dtype)
+    chunk = int(max(1, min(chunk_steps, (2 ** 25) // max(n_neurons, 1))))
+
+    def body(state, x):
+        i, t = x
+        j = current_at(i, t)
+        _check_current_shape(j, shape)  # at trace time
+        step_no = (i + 1).astype(jnp.int32)
+        j_full = jnp.broadcast_to(jnp.asarray(j, dtype=dtype), shape)
+        _check_all(jnp.isfinite(j_full), j_full, CHECKS[0], t, step_no, n_units)
+        state = dynamics.AdExState(*step(*state, j, t, dt))
+        _check_all(jnp.isfinite(state.v), state.v, CHECKS[1], t, step_no, n_units)
+        _check_all(jnp.isfinite(state.w), state.w, CHECKS[2], t, step_no, n_units)
+        _check_all(state.v <= v_spike, state.v, CHECKS[3], t, step_no, n_units)
+        spikes = jnp.where(state.s > 0, state.t_spike, jnp.nan).reshape(-1)
+        return state, spikes
+
+    scan = jax.jit(checkify.checkify(lambda c, xs: jax.lax.scan(body, c, xs), errors=checkify.user_checks))
+    state = dynamics.AdExState(cell.v.get(), cell.w.get(), cell.ref_left.get(), cell.s.get(), cell.tols.get(),
+                               cell.t_spike.get())
+    times, index = [], []
+    for i0 in range(0, n_steps, chunk):
+        idx = jnp.arange(i0, min(i0 + chunk, n_steps))
+        err, (state, out) = scan(state, (idx, t0 + (idx + 1) * dt))
+        message = err.get()
+        if message is not None:
+            raise CheckedSimulationError(message.replace(" (`check` failed)", ""))
+        out = np.asarray(jax.device_get(out))
+        steps, neuron = np.nonzero(~np.isnan(out))
+        times.append(out[steps, neuron])
+        index.append(neuron)
+    for name in dynamics.AdExState._fields:
+        getattr(cell, name).set(getattr(state, name))
+    return SimulationResult(
+        t=t0 + dt * np.arange(1, n_steps + 1),
+        spike_times=np.concatenate(times) if times else np.zeros(0),
+        spike_index=np.concatenate(index).astype(np.int64) if index else np.zeros(0, dtype=np.int64),
+        traces={}, n_neurons=n_neurons)

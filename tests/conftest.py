@@ -1,0 +1,51 @@
+"""Shared helpers: unique Contexts, cells and population runs of the Naud presets."""
+import itertools
+import os
+import sys
+
+import numpy as np
+import pytest
+import jax.numpy as jnp
+from ngclearn import Context
+
+sys.path.insert(0, os.path.dirname(__file__))  # tests/reference.py
+
+from ngc_adex import AdExCell, preset, preset_kwargs  # noqa: E402
+from ngc_adex.simulate import simulate  # noqa: E402
+
+NAUD = ("tonic", "adapting", "initial_burst", "regular_bursting", "delayed_accelerating",
+        "delayed_regular_bursting", "transient", "irregular")
+_ids = itertools.count()
+
+
+def make_cell(n_units=1, **kwargs):
+    """An AdExCell in a fresh Context (Context names are process-wide singletons)."""
+    with Context(f"t{next(_ids)}"):
+        return AdExCell("cell", n_units, **kwargs)
+
+
+def stacked_presets(names, **extra):
+    """Per-neuron AdExCell kwargs: one neuron per preset."""
+    kws = [preset_kwargs(n) for n in names]
+    out = {k: [kw[k] for kw in kws] for k in kws[0]}
+    out.update(extra)
+    return out
+
+
+def run_presets(names, method, dt, duration=500., **extra):
+    """Spike trains (precise times) of one population, one neuron per preset at its published current."""
+    cell = make_cell(len(names), integration_type=method, **stacked_presets(names, **extra))
+    current = jnp.asarray([[preset(n)["I"] for n in names]], dtype=cell.v.get().dtype)
+    return simulate(cell, duration, dt, current).trains()
+
+
+def spike_errors(times, ref, first=None):
+    """(count difference, |error| of the spikes matched in order)."""
+    n = min(len(times), len(ref)) if first is None else min(first, len(times), len(ref))
+    return len(times) - len(ref), np.abs(np.asarray(times[:n], dtype=np.float64) - ref[:n])
+
+
+@pytest.fixture(scope="session")
+def naud_reference():
+    from reference import spike_times
+    return {n: spike_times(preset(n), 500.) for n in NAUD}
