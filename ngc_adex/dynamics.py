@@ -133,8 +133,11 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
     log_m_reset = np.where(has_exp, -np.maximum(p["v_reset"] - p["intrinsic_mem_thr"], 0.) / d_safe, 0.)
     m_reset = np.exp(log_m_reset)
     p_below_reset = p["intrinsic_mem_thr"] + delta - p["v_reset"]
+    np_dtype = np.dtype(jnp.dtype(dtype).name)
+    # reciprocals rounded in the working precision, as ngc-learn's cell computes them (bitwise Euler match)
+    inv_tau_m, inv_tau_w = (np_dtype.type(1.) / p[k].astype(np_dtype) for k in ("tau_m", "tau_w"))
     out = dict(
-        inv_tau_m=1. / p["tau_m"], inv_tau_w=1. / p["tau_w"], resist_m=p["resist_m"],
+        inv_tau_m=inv_tau_m, inv_tau_w=inv_tau_w, resist_m=p["resist_m"],
         delta=delta, delta_safe=d_safe, has_exp=has_exp, v_t=p["intrinsic_mem_thr"],
         v_spike=v_spike, v_rest=p["v_rest"], v_reset=p["v_reset"], a=p["a"], b=p["b"],
         refract_time=p["refract_time"], w_refract=p["a"] * (p["v_reset"] - p["v_rest"]),
@@ -144,7 +147,7 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
         p_reset=np.where(m_reset < 1., delta * m_reset, p_below_reset),
         psi_reset=_psi_of_log(m_reset, log_m_reset),
     )
-    return Coefficients(**{k: (jnp.asarray(v) if v.dtype == bool else jnp.asarray(v, dtype=dtype))
+    return Coefficients(**{k: (jnp.asarray(v) if np.asarray(v).dtype == bool else jnp.asarray(v, dtype=dtype))
                            for k, v in out.items()})
 
 

