@@ -11,7 +11,6 @@ continues exactly like the original.
 Run:  python examples/06_modules_save_load.py   (figures go to $NGC_ADEX_OUT, default ./out)
 """
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -49,14 +48,15 @@ with Context("saved_model") as model:
 
 reset.run()
 simulate_process(advance, 100., DT, inputs=((inp.inputs, 1.),))  # 0-100 ms
-save_dir = tempfile.mkdtemp(prefix="ngc_adex_model_")
-model.save_to_json(save_dir, "adex_model", overwrite=True)
-print(f"saved the model after 100 ms to {save_dir}/adex_model")
+save_dir = OUT / "06_saved_model"  # contextData.json, component/roots.json, component/custom/*.npz, ...
+save_dir.mkdir(exist_ok=True)
+model.save_to_json(str(save_dir), "adex_model", overwrite=True)
+print(f"saved the model after 100 ms to {save_dir / 'adex_model'}")
 t, (s_orig, v_orig) = simulate_process(advance, 100., DT, inputs=((inp.inputs, 1.),), t0=100.)  # 100-200 ms
 
 # forget the live model, then load it back from disk
 contextManager.remove_context("saved_model")
-loaded = Context.load(save_dir, "adex_model")
+loaded = Context.load(str(save_dir), "adex_model")
 advance2 = loaded.get_objects("advance", objectType="process")
 inp2 = loaded.get_components("inp")
 t, (s_load, v_load) = simulate_process(advance2, 100., DT, inputs=((inp2.inputs, 1.),), t0=100.)
@@ -66,7 +66,7 @@ print(f"100-200 ms: original {int(s_orig.sum())} spikes, loaded {int(s_load.sum(
       f"max |v difference| = {float(np.max(np.abs(v_orig - v_load))):.3g} mV; identical: {same}")
 
 fig, ax = plt.subplots(figsize=(8, 3.5), layout="constrained")
-for k in range(v_orig.shape[-1]):
+for k in range(3):  # three of the five neurons
     ax.plot(t, v_orig[:, 0, k], color=f"C{k}", lw=2.5, alpha=0.4)
     ax.plot(t, v_load[:, 0, k], color=f"C{k}", lw=0.8, ls="--")
 ax.set_xlabel("time (ms)")

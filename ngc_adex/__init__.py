@@ -1,4 +1,16 @@
 """ngc-adex: an exact, never-NaN adaptive exponential integrate-and-fire cell for ngc-learn."""
+import sys
+
+# Importing ngclearn makes ngcsimlib parse sys.argv for --config, and argparse would answer a
+# -h/--help meant for the calling program (our CLI, a user's script) with ngcsimlib's help and exit.
+_argv = sys.argv
+sys.argv = [arg for arg in _argv if arg not in ("-h", "--help")]
+try:
+    import ngclearn  # noqa: F401,E402
+finally:
+    sys.argv = _argv
+del _argv
+
 from .cell import AdExCell
 from .dynamics import METHODS
 from .params import PRESETS, from_physical, preset, preset_kwargs

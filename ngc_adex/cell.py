@@ -194,9 +194,9 @@ class AdExCell(JaxComponent):
         except Exception as err:
             raise ValueError(f"saved state of AdExCell '{self.name}' is corrupted: {path} ({err})") from err
         for comp_name, comp in self.compartments:
-            if comp.targeted or not comp.auto_save:
-                continue
             if comp_name not in saved:
+                if comp_name == "j" or not comp.auto_save:  # a wired input is not saved
+                    continue
                 raise ValueError(f"saved state {path} lacks compartment '{comp_name}'")
             value = saved[comp_name]
             expected = np.shape(comp.get())

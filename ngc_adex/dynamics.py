@@ -42,6 +42,7 @@ current only affects the neuron it is fed to.
 from typing import NamedTuple
 
 import numpy as np
+import jax
 import jax.numpy as jnp
 
 #: cap on (v - intrinsic_mem_thr)/v_sharpness inside exp(); exp(60) ~ 1e26
@@ -79,6 +80,7 @@ class Coefficients(NamedTuple):
     resist_m: jnp.ndarray
     delta: jnp.ndarray        # v_sharpness
     delta_safe: jnp.ndarray   # v_sharpness, 1 where it is 0 (no division by zero)
+    inv_delta: jnp.ndarray    # 1/delta_safe
     has_exp: jnp.ndarray      # v_sharpness > 0
     v_t: jnp.ndarray          # intrinsic_mem_thr
     v_spike: jnp.ndarray      # potential at which a spike is registered
@@ -138,7 +140,7 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
     inv_tau_m, inv_tau_w = (np_dtype.type(1.) / p[k].astype(np_dtype) for k in ("tau_m", "tau_w"))
     out = dict(
         inv_tau_m=inv_tau_m, inv_tau_w=inv_tau_w, resist_m=p["resist_m"],
-        delta=delta, delta_safe=d_safe, has_exp=has_exp, v_t=p["intrinsic_mem_thr"],
+        delta=delta, delta_safe=d_safe, inv_delta=1. / d_safe, has_exp=has_exp, v_t=p["intrinsic_mem_thr"],
         v_spike=v_spike, v_rest=p["v_rest"], v_reset=p["v_reset"], a=p["a"], b=p["b"],
         refract_time=p["refract_time"], w_refract=p["a"] * (p["v_reset"] - p["v_rest"]),
         kappa=p["a"] * delta * p["tau_m"] / p["tau_w"],
@@ -181,7 +183,7 @@ def _clamp_p(P, c: Coefficients):
 
 def _decode_p(P, c: Coefficients):
     """(m, ln m, v) from a clamped transformed potential P."""
-    m = jnp.where(c.has_exp, jnp.minimum(P / c.delta_safe, 1.), 1.)
+    m = jnp.where(c.has_exp, jnp.minimum(P * c.inv_delta, 1.), 1.)
     log_m = jnp.log(m)
     v = c.v_t - c.delta * log_m + jnp.minimum(c.delta - P, 0.)
     return m, log_m, v
@@ -190,7 +192,7 @@ def _decode_p(P, c: Coefficients):
 def to_pq(v, w, c: Coefficients):
     """(v, w) -> transformed (P, q)."""
     v = _clamp_v(v, c)
-    log_m = jnp.where(c.has_exp, -jnp.maximum(v - c.v_t, 0.) / c.delta_safe, 0.)
+    log_m = jnp.where(c.has_exp, -jnp.maximum(v - c.v_t, 0.) * c.inv_delta, 0.)
     m = jnp.exp(log_m)
     P = jnp.where(log_m < 0., c.delta * m, c.v_t + c.delta - v)
     return P, w - c.kappa * _psi_of_log(m, log_m)
@@ -208,7 +210,7 @@ def pq_field(P, q, j, c: Coefficients):
     m, log_m, v = _decode_p(P, c)
     w = _clamp_w(q + c.kappa * _psi_of_log(m, log_m))
     g = -(v - c.v_rest) - c.resist_m * w + c.resist_m * j
-    exp_term = jnp.where(c.has_exp, c.delta * jnp.exp(jnp.minimum(1. - P / c.delta_safe, 0.)), 0.)
+    exp_term = jnp.where(c.has_exp, c.delta * jnp.exp(jnp.minimum(1. - P * c.inv_delta, 0.)), 0.)
     dP = -(m * g + exp_term) * c.inv_tau_m
     v_low = c.v_t + jnp.minimum(c.delta - P, 0.)
     dq = (-w + c.a * (v_low - c.v_rest) + c.a * (m * log_m) * g) * c.inv_tau_w
@@ -297,9 +299,40 @@ def _flight_pq(P, q, j, h, c):
     """Integrates (P, q) over h with RK4; the crossing of P_peak is located on
     the cubic dense output (no extra field evaluations)."""
     x0 = (P, q)
-    (P1, q1), ks = step_rk4(lambda x: pq_field(x[0], x[1], j, c), x0, h)
+    # materialise each stage: without the barrier XLA re-computes earlier stages inside later fusions
+    field = lambda x: jax.lax.optimization_barrier(pq_field(x[0], x[1], j, c))
+    (P1, q1), ks = step_rk4(field, x0, h)
     theta, q_cross = _locate_crossing(x0, ks, h, P - c.p_peak, P - P1, c.p_peak)
     return P1, q1, P1 < c.p_peak, theta, q_cross
+
+
+#: populations up to this size integrate the post-spike remainder for every neuron
+COMPACT_MIN = 4096
+#: larger ones gather at most this fraction of neurons spiking in one step
+COMPACT_FRACTION = 1. / 16.
+
+
+def _where_spiking(spiking, fn, args, c):
+    """``fn(*args, c)`` (elementwise, returns a tuple) where it is needed: only
+    on the neurons that spike in this step. Large populations gather them into
+    a buffer of fixed size (so the step keeps a static shape and a bounded
+    cost) and fall back to the whole population on the rare steps in which
+    more neurons spike than the buffer holds. Values elsewhere are unspecified."""
+    shape = spiking.shape
+    n = spiking.size
+    args = tuple(jnp.broadcast_to(a, shape) for a in args)
+    if n <= COMPACT_MIN:
+        return fn(*args, c)
+    capacity = int(n * COMPACT_FRACTION)
+
+    def gathered(_):
+        idx = jnp.nonzero(spiking.reshape(-1), size=capacity, fill_value=n)[0]
+        take = lambda x: jnp.broadcast_to(x, shape).reshape(-1).at[idx].get(mode="fill", fill_value=0)
+        sub = Coefficients(*(x if jnp.ndim(x) == 0 else take(x) for x in c))
+        out = fn(*(take(a) for a in args), sub)
+        return tuple(jnp.zeros(n, o.dtype).at[idx].set(o, mode="drop").reshape(shape) for o in out)
+
+    return jax.lax.cond(jnp.sum(spiking) <= capacity, gathered, lambda _: fn(*args, c), None)
 
 
 def check_current_shape(j, shape):
@@ -376,11 +409,13 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
             h_d = rest
         h_d = jnp.where(crossed, h_d, 0.)
         if method == "precise":
-            P_r, q_r, _, _, _ = _flight_pq(c.p_reset, w_r - c.kappa * c.psi_reset, j, h_d, c)
+            remainder = lambda w0, hd, jj, cc: _flight_pq(cc.p_reset, w0 - cc.kappa * cc.psi_reset, jj, hd, cc)[:2]
+            P_r, q_r = _where_spiking(crossed, remainder, (w_r, h_d, j), c)
             v_new, w_new = from_pq(jnp.where(crossed, P_r, P1), jnp.where(crossed, q_r, q1), c)
             v_new = jnp.where(crossed & (h_d <= 0.), c.v_reset, v_new)
         else:
-            v_r, w_r2, _, _, _ = _flight_vw(c.v_reset, w_r, j, h_d, c, method)
+            remainder = lambda w0, hd, jj, cc: _flight_vw(cc.v_reset, w0, jj, hd, cc, method)[:2]
+            v_r, w_r2 = _where_spiking(crossed, remainder, (w_r, h_d, j), c)
             v_new = jnp.where(crossed, jnp.where(h_d > 0., v_r, c.v_reset), v1)
             w_new = jnp.where(crossed, jnp.where(h_d > 0., w_r2, w_r), w1)
         left_after_spike = jnp.maximum(c.refract_time - rest, 0.)

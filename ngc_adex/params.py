@@ -142,9 +142,9 @@ def from_physical(C, g_L, E_L, V_T, Delta_T, V_reset, V_peak, a, tau_w, b, t_ref
     Returns:
         dict of keyword arguments (tau_m, resist_m, ..., v0 = E_L, w0 = 0)
     """
+    _require(np.asarray(C, dtype=np.float64) > 0, f"C must be > 0 pF, got {C!r}")
+    _require(np.asarray(g_L, dtype=np.float64) > 0, f"g_L must be > 0 nS, got {g_L!r}")
     C, g_L = np.asarray(C, dtype=np.float64), np.asarray(g_L, dtype=np.float64)
-    _require(C > 0, f"C must be > 0 pF, got {C!r}")
-    _require(g_L > 0, f"g_L must be > 0 nS, got {g_L!r}")
     def out(x):
         x = np.asarray(x, dtype=np.float64)
         return float(x) if x.ndim == 0 else x.tolist()

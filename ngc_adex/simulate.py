@@ -57,14 +57,19 @@ def step_current(amplitude, start, stop=np.inf, baseline=0.):
     return lambda t: jnp.where((t > start) & (t <= stop), amplitude, baseline)
 
 
-def _current_at(current, n_steps):
-    """A function (i, t) -> current for the step ending at t."""
+def _input(current, n_steps):
+    """(kind, function, array) describing an input current: "fn" (a function
+    of t), "series" (one value per step) or "const"."""
     if callable(current):
-        return lambda i, t: current(t)
+        return "fn", current, None
     arr = jnp.asarray(current)
     if arr.ndim >= 1 and arr.shape[0] == n_steps and n_steps > 1:
-        return lambda i, t: arr[i]
-    return lambda i, t: arr
+        return "series", None, arr
+    return "const", None, arr
+
+
+def _current_at(kind, fn, t, series_t, const):
+    return fn(t) if kind == "fn" else series_t if kind == "series" else const
 
 
 class _Progress:
@@ -87,17 +92,32 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _run_chunks(body, carry, n_steps, dt, t0, chunk, progress, sink):
-    """Scans ``body(carry, (i, t)) -> (carry, out)`` chunk by chunk; ``sink(out, i0)``
-    receives each chunk's output on the host."""
-    scan = jax.jit(lambda c, xs: jax.lax.scan(body, c, xs))
+def _run_chunks(scan, carry, aux, series, n_steps, dt, t0, chunk, progress, sink):
+    """Runs ``scan(carry, xs, aux) -> (carry, out)`` chunk by chunk, with
+    ``xs = (t, valid, values of the per-step series)``; every chunk has the same
+    length (steps past the end are marked invalid), so ``scan`` compiles once.
+    ``sink(out, n_valid)`` receives each chunk's output on the host."""
     bar = _Progress(n_steps, progress)
     for i0 in range(0, n_steps, chunk):
-        idx = jnp.arange(i0, min(i0 + chunk, n_steps))
-        carry, out = scan(carry, (idx, t0 + (idx + 1) * dt))
-        sink(jax.device_get(out), i0)
-        bar.update(int(idx[-1]) + 1)
+        idx = jnp.arange(i0, i0 + chunk)
+        valid = idx < n_steps
+        values = tuple(a[jnp.minimum(idx, n_steps - 1)] for a in series)
+        carry, out = scan(carry, (t0 + (idx + 1) * dt, valid, values), aux)
+        sink(jax.device_get(out), min(chunk, n_steps - i0))
+        bar.update(min(i0 + chunk, n_steps))
     return carry
+
+
+def _cached_scan(owner, key, body):
+    """A jitted ``lax.scan`` of ``body`` kept on ``owner``, so repeated runs reuse the compilation."""
+    cache = owner.__dict__.setdefault("_ngc_adex_scans", {})
+    if key not in cache:
+        cache[key] = jax.jit(lambda carry, xs, aux: jax.lax.scan(lambda c, x: body(c, x, aux), carry, xs))
+    return cache[key]
+
+
+def _keep_if(valid, new, old):
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(valid, a, b), new, old)
 
 
 def _n_steps(duration, dt):
@@ -153,31 +173,38 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
         raise ValueError(f"record must name compartments among {', '.join(dynamics.AdExState._fields)}; "
                          f"got {sorted(unknown)}")
     rec_idx = jnp.arange(n_neurons) if neurons is None else jnp.asarray(neurons, dtype=jnp.int32).ravel()
-    chunk = int(max(1, min(chunk_steps, _CHUNK_ELEMENTS // max(n_neurons if spikes else len(rec_idx), 1))))
-    current_at = _current_at(current, n_steps)
+    chunk = int(max(1, min(chunk_steps, n_steps, _CHUNK_ELEMENTS // max(n_neurons if spikes else len(rec_idx), 1))))
+    kind, fn, value = _input(current, n_steps)
     step = cell._step
 
-    def body(state, x):
-        i, t = x
-        state = dynamics.AdExState(*step(*state, current_at(i, t), t, dt))
-        out = {name: getattr(state, name).reshape(-1)[rec_idx] for name in record}
+    def body(state, x, aux):
+        t, valid, series = x
+        const, rec, dt_ = aux
+        j = _current_at(kind, fn, t, series[0] if series else None, const)
+        new = _keep_if(valid, dynamics.AdExState(*step(*state, j, t, dt_)), state)
+        out = {name: getattr(new, name).reshape(-1)[rec] for name in record}
         if spikes:  # spiking neurons carry their precise time, the others NaN
-            out["_spikes"] = jnp.where(state.s > 0, state.t_spike, jnp.nan).reshape(-1)
-        return state, out
+            out["_spikes"] = jnp.where(new.s > 0, new.t_spike, jnp.nan).reshape(-1)
+        return new, out
 
+    scan = _cached_scan(cell, ("simulate", kind, fn, tuple(record), spikes), body)
     times, index, traces = [], [], {name: [] for name in record}
 
-    def sink(out, i0):
+    def sink(out, n_valid):
         for name in record:
-            traces[name].append(out[name])
+            traces[name].append(out[name][:n_valid])
         if spikes:
-            steps, neuron = np.nonzero(~np.isnan(out["_spikes"]))
-            times.append(out["_spikes"][steps, neuron])
+            hits = out["_spikes"][:n_valid]
+            steps, neuron = np.nonzero(~np.isnan(hits))
+            times.append(hits[steps, neuron])
             index.append(neuron)
 
-    state = dynamics.AdExState(cell.v.get(), cell.w.get(), cell.ref_left.get(), cell.s.get(), cell.tols.get(),
-                               cell.t_spike.get())
-    state = _run_chunks(body, state, n_steps, dt, t0, chunk, progress, sink)
+    state = dynamics.AdExState(*(getattr(cell, name).get() for name in dynamics.AdExState._fields))
+    dtype = state.v.dtype
+    aux = (jnp.zeros((), dtype) if value is None or kind == "series" else jnp.asarray(value, dtype),
+           rec_idx, jnp.asarray(dt, dtype))
+    series = (jnp.asarray(value, dtype),) if kind == "series" else ()
+    state = _run_chunks(scan, state, aux, series, n_steps, dt, t0, chunk, progress, sink)
     for name in dynamics.AdExState._fields:
         getattr(cell, name).set(getattr(state, name))
     return SimulationResult(
@@ -220,21 +247,34 @@ def simulate_process(process, duration, dt, inputs=(), t0=0.,
     from ngcsimlib.global_state import stateManager
 
     n_steps = _n_steps(duration, dt)
-    inputs = {comp.root: _current_at(value, n_steps) for comp, value in inputs}
     keywords = set(process.get_keywords())
     if not keywords <= {"t", "dt"}:
         raise ValueError(f"simulate_process drives processes with arguments t and dt only; "
                          f"{process.name} needs {sorted(keywords)}")
+    inputs = [(comp.root, *_input(value, n_steps)) for comp, value in inputs]
+    kinds = tuple((root, kind, fn) for root, kind, fn, _ in inputs)
     run = process.run.compiled
 
-    def body(ctx, x):
-        i, t = x
-        ctx = {**ctx, **{root: jnp.broadcast_to(fn(i, t), ctx[root].shape) for root, fn in inputs.items()}}
-        return run(ctx, jnp.stack(process.pack_keywords(t=t, dt=jnp.asarray(dt, t.dtype))))
+    def body(ctx, x, aux):
+        t, valid, series = x
+        consts, dt_ = aux
+        feed, k_series = {}, 0
+        for (root, kind, fn), const in zip(kinds, consts):
+            value = _current_at(kind, fn, t, series[k_series] if kind == "series" else None, const)
+            k_series += kind == "series"
+            feed[root] = jnp.broadcast_to(value, ctx[root].shape).astype(ctx[root].dtype)
+        new, out = run({**ctx, **feed}, jnp.stack(process.pack_keywords(t=t, dt=dt_)))
+        return _keep_if(valid, new, ctx), out
 
-    chunks = []
+    chunk = int(max(1, min(chunk_steps, n_steps)))
+    scan = _cached_scan(process, ("process", kinds), body)
     ctx = dict(stateManager.state if state is None else state)
-    ctx = _run_chunks(body, ctx, n_steps, dt, t0, chunk_steps, progress, lambda out, i0: chunks.append(out))
+    dtype = jnp.zeros(()).dtype
+    consts = tuple(jnp.zeros((), dtype) if kind != "const" else jnp.asarray(v, dtype) for _, kind, _, v in inputs)
+    series = tuple(jnp.asarray(v, dtype) for _, kind, _, v in inputs if kind == "series")
+    chunks = []
+    ctx = _run_chunks(scan, ctx, (consts, jnp.asarray(dt, dtype)), series, n_steps, dt, t0, chunk, progress,
+                      lambda out, n_valid: chunks.append(tuple(o[:n_valid] for o in out)))
     stateManager.set_state(ctx)
     watched = tuple(np.concatenate([c[k] for c in chunks]) for k in range(len(chunks[0])))
     return t0 + dt * np.arange(1, n_steps + 1), watched

@@ -32,11 +32,25 @@ def _rows(process, n_steps, dt=DT, first=0):
     return jnp.asarray(process.pack_rows(n_steps, t=lambda i: (first + i + 1) * dt, dt=dt))
 
 
+def _settled(state):
+    """The state with every leaf a strongly typed jax array.  ngc-learn leaves some compartments as Python
+    floats (DenseSynapse.biases) or makes them weak-typed when stepped (LIFCell.s); either changes the
+    signature of the compiled process after the first step, and jax would compile it all over again."""
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, (float, int, np.ndarray, np.generic)) and not isinstance(value, bool):
+            value = jnp.asarray(value)
+        if isinstance(value, jax.Array) and value.weak_type:
+            value = jnp.asarray(value, dtype=value.dtype)
+        out[key] = value
+    return out
+
+
 def _scan(process, n_steps, dt=DT):
     """Scans the process from the live global state, writes the final state back, returns the
     watched values as numpy arrays (n_steps, batch, units)."""
     final, watched = process.scan(_rows(process, n_steps, dt))
-    stateManager.set_state(final)
+    stateManager.set_state(_settled(final))
     return [np.asarray(w) for w in watched]
 
 
@@ -47,17 +61,17 @@ def _scan_driven(process, comp, drive, dt=DT):
     """Scans the process while writing ``drive[k]`` into the (unwired) compartment ``comp`` before
     step k; returns the watched values as numpy arrays (the scan is compiled once per process)."""
     key = (id(process), comp.root)
-    if key not in _DRIVEN:
+    if key not in _DRIVEN or _DRIVEN[key][0] is not process:
         run = process.run.compiled
 
         def body(state, x):
             value, row = x
             return run({**state, comp.root: value}, row)
 
-        _DRIVEN[key] = jax.jit(lambda state, xs: jax.lax.scan(body, state, xs))
+        _DRIVEN[key] = (process, jax.jit(lambda state, xs: jax.lax.scan(body, state, xs)))
     rows = _rows(process, len(drive), dt)
-    final, watched = _DRIVEN[key](dict(stateManager.state), (jnp.asarray(drive), rows))
-    stateManager.set_state(final)
+    final, watched = _DRIVEN[key][1](_settled(stateManager.state), (jnp.asarray(drive), rows))
+    stateManager.set_state(_settled(final))
     return [np.asarray(w) for w in watched]
 
 
@@ -241,11 +255,13 @@ def circuit():
     reset.run()
     _const(exc.inputs, np.ones((1, N)))
     _const(inh.inputs, np.full((1, N), 0.4))
+    stateManager.set_state(_settled(stateManager.state))
     start = dict(stateManager.state)
 
     stepped, adex_j = [], []
     for i in range(T_CIRC):
         _, watched = advance.run(t=(i + 1) * DT_CIRC, dt=DT_CIRC)
+        stateManager.set_state(_settled(stateManager.state))
         stepped.append([np.asarray(w) for w in watched])
         adex_j.append(np.asarray(adex.j.get()))
     stepped = {name: np.stack([row[i] for row in stepped]) for i, name in enumerate(CIRC_WATCH)}
@@ -374,6 +390,7 @@ def test_trace_stdp_learns_from_adex_spikes():
         advance.watch(pre.outputs, post.s, syn.weights)
     reset.run()
     _const(post.j, np.full((1, N), J_POST))
+    stateManager.set_state(_settled(stateManager.state))
     start = dict(stateManager.state)
 
     # probe: with silent pre neurons, when does the AdEx fire? (the synapse does not feed it back)
@@ -425,6 +442,7 @@ def test_reset_leaves_wired_upstream_untouched():
         src.outputs >> wired.j
         Summation(src.outputs, src2.outputs) >> summed.j
         reset = MethodProcess("reset") >> wired.reset >> summed.reset >> free.reset
+        advance = MethodProcess("advance") >> wired.advance_state >> summed.advance_state >> free.advance_state
     dtype = wired.v.get().dtype
     up = jnp.asarray([[1., 2., 3.]], dtype=dtype)
     up2 = jnp.asarray([[10., 20., 30.]], dtype=dtype)
@@ -447,3 +465,13 @@ def test_reset_leaves_wired_upstream_untouched():
     code = reset.view_compiled_method()
     assert f"ctx['{src.outputs.root}'] =" not in code
     assert f"ctx['{src2.outputs.root}'] =" not in code
+
+    # stepping keeps every compartment a strongly typed array of the cell's dtype (a dtype or weak-type
+    # change would make jax recompile the whole process on the next step)
+    advance.run(t=DT, dt=DT)
+    for cell in (wired, summed, free):
+        for comp in ("v", "w", "s", "tols", "t_spike", "ref_left"):
+            value = getattr(cell, comp).get()
+            assert isinstance(value, jax.Array) and value.dtype == dtype and not value.weak_type, (cell.name, comp)
+            assert value.shape == (1, 3)
+    np.testing.assert_array_equal(src.outputs.get(), up)

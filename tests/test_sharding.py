@@ -1,0 +1,162 @@
+"""An AdExCell population sharded over the neuron axis of 2 (forced host) CPU
+devices gives bitwise the same spikes and states as the unsharded run, and its
+outputs really are sharded.
+
+The checks run in a subprocess because ``--xla_force_host_platform_device_count``
+must be set before jax is imported (this pytest process has already imported
+it). The file is its own child: ``python tests/test_sharding.py --child``.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+N_DEVICES = 2
+
+
+def _run_child(*args):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                        f" --xla_force_host_platform_device_count={N_DEVICES}").strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"child failed:\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-4000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("method", ["euler", "precise"])
+def test_sharded_scan_is_bitwise_identical(method):
+    res = _run_child("pure", method)
+    assert res["devices"] == N_DEVICES
+    assert res["spikes"] > 0, "the population must spike for the test to mean anything"
+    assert res["mismatch"] == [], f"sharded run differs from unsharded in {res['mismatch']}"
+    assert res["sharded"], res["shardings"]
+
+
+def test_sharded_state_through_method_process_scan():
+    res = _run_child("process", "precise")
+    assert res["devices"] == N_DEVICES
+    assert res["spikes"] > 0
+    assert res["mismatch"] == [], f"sharded run differs from unsharded in {res['mismatch']}"
+    assert res["sharded"], res["shardings"]
+
+
+# ----------------------------------------------------------------------------
+# the child (jax imported only here, after XLA_FLAGS is set)
+# ----------------------------------------------------------------------------
+def _population(method, n, name):
+    import numpy as np
+    from ngclearn import Context
+    import ngc_adex
+
+    rng = np.random.default_rng(1)
+    kw = ngc_adex.preset_kwargs("brette_gerstner_2005")
+    kw["b"] = rng.uniform(40., 120., (1, n)).tolist()  # per-neuron parameter: sharded coefficients too
+    with Context(name) as ctx:
+        cell = ngc_adex.AdExCell("z", n_units=n, integration_type=method, **kw)
+    current = rng.uniform(400., 1600., (1, n)).astype(np.float32)
+    return ctx, cell, current
+
+
+def _shard_info(arrays, sharding, n_dev):
+    ok, desc = True, {}
+    for name, a in arrays.items():
+        shards = a.addressable_shards
+        desc[name] = f"{a.sharding} / {[s.data.shape for s in shards]}"
+        ok &= (a.sharding.is_equivalent_to(sharding, a.ndim) and len(shards) == n_dev
+               and len({s.device for s in shards}) == n_dev
+               and all(s.data.shape[-1] == a.shape[-1] // n_dev for s in shards))
+    return bool(ok), desc
+
+
+def _child_pure(method, n=1024, steps=2000, dt=0.1):
+    """cell._step under jax.lax.scan, jitted with and without shardings."""
+    import numpy as np
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    from ngc_adex import dynamics
+
+    _, cell, current = _population(method, n, f"shard_pure_{method}")
+    step = cell._step
+
+    def run(state, j, ts):
+        def body(s, t):
+            s = dynamics.AdExState(*step(*s, j, t, dt))
+            return s, (s.s, s.t_spike)
+        return jax.lax.scan(body, state, ts)
+
+    state = dynamics.AdExState(*(c.get() for c in (cell.v, cell.w, cell.ref_left, cell.s, cell.tols, cell.t_spike)))
+    j = jnp.asarray(current)
+    ts = (jnp.arange(steps, dtype=jnp.float32) + 1.) * dt
+
+    plain = jax.jit(run)(state, j, ts)
+
+    mesh = Mesh(np.array(jax.devices()), ("neurons",))
+    neuron = NamedSharding(mesh, P(None, "neurons"))          # (batch, n_units)
+    trace = NamedSharding(mesh, P(None, None, "neurons"))     # (steps, batch, n_units)
+    replicated = NamedSharding(mesh, P())
+    state_sh = jax.tree_util.tree_map(lambda a: jax.device_put(a, neuron), state)
+    j_sh = jax.device_put(j, neuron)
+    sharded_run = jax.jit(run, in_shardings=(neuron, neuron, replicated),
+                          out_shardings=(neuron, (trace, trace)))
+    sharded = sharded_run(state_sh, j_sh, ts)
+
+    names = [f"final.{f}" for f in dynamics.AdExState._fields] + ["spikes", "t_spike_trace"]
+    flat_plain = list(plain[0]) + list(plain[1])
+    flat_sharded = list(sharded[0]) + list(sharded[1])
+    mismatch = [nm for nm, a, b in zip(names, flat_plain, flat_sharded)
+                if not np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)]
+    ok1, d1 = _shard_info(dict(zip(dynamics.AdExState._fields, sharded[0])), neuron, len(jax.devices()))
+    ok2, d2 = _shard_info({"spikes": sharded[1][0], "t_spike_trace": sharded[1][1]}, trace, len(jax.devices()))
+    return dict(devices=len(jax.devices()), spikes=float(np.asarray(plain[1][0]).sum()), mismatch=mismatch,
+                sharded=ok1 and ok2, shardings={**d1, **d2})
+
+
+def _child_process(method, n=1024, steps=1000, dt=0.1):
+    """The ngc-learn path: MethodProcess.scan over a state whose arrays are sharded."""
+    import numpy as np
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    from ngclearn import MethodProcess
+    from ngcsimlib.global_state import stateManager
+
+    ctx, cell, current = _population(method, n, f"shard_proc_{method}")
+    with ctx:
+        advance = MethodProcess("advance") >> cell.advance_state
+        reset = MethodProcess("reset") >> cell.reset
+        advance.watch(cell.s, cell.t_spike)
+    reset.run()
+    state = {k: v for k, v in stateManager.state.items() if k.startswith(f"shard_proc_{method}:")}
+    state[cell.j.root] = jnp.asarray(current)
+    rows = jnp.array(advance.pack_rows(steps, t=lambda i: (i + 1) * dt, dt=dt))
+
+    plain_final, plain_out = advance.scan(rows, current_state=dict(state))
+
+    mesh = Mesh(np.array(jax.devices()), ("neurons",))
+    neuron = NamedSharding(mesh, P(None, "neurons"))
+    sh_state = {k: (jax.device_put(v, neuron) if getattr(v, "ndim", 0) == 2 and v.shape[-1] == n else v)
+                for k, v in state.items()}
+    sh_final, sh_out = advance.scan(rows, current_state=sh_state)
+
+    keys = [cell.v.root, cell.w.root, cell.s.root, cell.tols.root, cell.t_spike.root, cell.ref_left.root]
+    mismatch = [k for k in keys if not np.array_equal(np.asarray(plain_final[k]), np.asarray(sh_final[k]))]
+    mismatch += [f"watched[{i}]" for i in range(2)
+                 if not np.array_equal(np.asarray(plain_out[i]), np.asarray(sh_out[i]))]
+    ok, desc = _shard_info({k: sh_final[k] for k in keys}, neuron, len(jax.devices()))
+    trace = NamedSharding(mesh, P(None, None, "neurons"))
+    ok2, desc2 = _shard_info({"watched.s": sh_out[0]}, trace, len(jax.devices()))
+    return dict(devices=len(jax.devices()), spikes=float(np.asarray(plain_out[0]).sum()), mismatch=mismatch,
+                sharded=ok and ok2, shardings={**desc, **desc2})
+
+
+if __name__ == "__main__" and len(sys.argv) >= 4 and sys.argv[1] == "--child":
+    sys.path.insert(0, ROOT)
+    out = _child_pure(sys.argv[3]) if sys.argv[2] == "pure" else _child_process(sys.argv[3])
+    print(json.dumps(out))
