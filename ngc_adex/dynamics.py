@@ -91,6 +91,7 @@ class Coefficients(NamedTuple):
     refract_time: jnp.ndarray
     w_refract: jnp.ndarray    # w relaxes to a (v_reset - v_rest) while clamped
     kappa: jnp.ndarray        # a D tau_m / tau_w
+    a_gap: jnp.ndarray        # a (intrinsic_mem_thr - v_rest)
     p_peak: jnp.ndarray       # P at the spike
     psi_peak: jnp.ndarray     # psi(m) at the spike
     p_reset: jnp.ndarray      # P at v_reset
@@ -143,7 +144,7 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
         delta=delta, delta_safe=d_safe, inv_delta=1. / d_safe, has_exp=has_exp, v_t=p["intrinsic_mem_thr"],
         v_spike=v_spike, v_rest=p["v_rest"], v_reset=p["v_reset"], a=p["a"], b=p["b"],
         refract_time=p["refract_time"], w_refract=p["a"] * (p["v_reset"] - p["v_rest"]),
-        kappa=p["a"] * delta * p["tau_m"] / p["tau_w"],
+        kappa=p["a"] * delta * p["tau_m"] / p["tau_w"], a_gap=p["a"] * (p["intrinsic_mem_thr"] - p["v_rest"]),
         p_peak=np.where(has_exp, delta * m_peak, 0.),
         psi_peak=_psi_of_log(m_peak, log_m_peak),
         p_reset=np.where(m_reset < 1., delta * m_reset, p_below_reset),
@@ -182,11 +183,11 @@ def _clamp_p(P, c: Coefficients):
 
 
 def _decode_p(P, c: Coefficients):
-    """(m, ln m, v) from a clamped transformed potential P."""
+    """(m, ln m, min(D - P, 0), v) from a clamped transformed potential P."""
     m = jnp.where(c.has_exp, jnp.minimum(P * c.inv_delta, 1.), 1.)
     log_m = jnp.log(m)
-    v = c.v_t - c.delta * log_m + jnp.minimum(c.delta - P, 0.)
-    return m, log_m, v
+    below = jnp.minimum(c.delta - P, 0.)  # v - vT where v < vT, else 0
+    return m, log_m, below, c.v_t + below - c.delta * log_m
 
 
 def to_pq(v, w, c: Coefficients):
@@ -200,20 +201,21 @@ def to_pq(v, w, c: Coefficients):
 
 def from_pq(P, q, c: Coefficients):
     """Transformed (P, q) -> (v, w)."""
-    m, log_m, v = _decode_p(_clamp_p(P, c), c)
+    m, log_m, _, v = _decode_p(_clamp_p(P, c), c)
     return v, _clamp_w(q + c.kappa * _psi_of_log(m, log_m))
 
 
-def pq_field(P, q, j, c: Coefficients):
-    """(dP/dt, dq/dt) in ms^-1; smooth through the spike upswing."""
+def pq_field(P, q, drive, c: Coefficients):
+    """(dP/dt, dq/dt) in ms^-1 under ``drive = v_rest + resist_m j``; smooth
+    through the spike upswing."""
     P = _clamp_p(P, c)
-    m, log_m, v = _decode_p(P, c)
-    w = _clamp_w(q + c.kappa * _psi_of_log(m, log_m))
-    g = -(v - c.v_rest) - c.resist_m * w + c.resist_m * j
+    m, log_m, below, v = _decode_p(P, c)
+    m_log_m = m * log_m
+    w = _clamp_w(q + c.kappa * (m_log_m - m + 1.))
+    g = drive - v - c.resist_m * w
     exp_term = jnp.where(c.has_exp, c.delta * jnp.exp(jnp.minimum(1. - P * c.inv_delta, 0.)), 0.)
     dP = -(m * g + exp_term) * c.inv_tau_m
-    v_low = c.v_t + jnp.minimum(c.delta - P, 0.)
-    dq = (-w + c.a * (v_low - c.v_rest) + c.a * (m * log_m) * g) * c.inv_tau_w
+    dq = (c.a * (below + m_log_m * g) + c.a_gap - w) * c.inv_tau_w
     return dP, dq
 
 
@@ -295,12 +297,11 @@ def _locate_crossing(x0, ks, h, gap0, gap1, level):
     return theta, rk4_dense(x0, ks, h, theta, 1)[0]
 
 
-def _flight_pq(P, q, j, h, c):
+def _flight_pq(P, q, drive, h, c):
     """Integrates (P, q) over h with RK4; the crossing of P_peak is located on
     the cubic dense output (no extra field evaluations)."""
     x0 = (P, q)
-    # materialise each stage: without the barrier XLA re-computes earlier stages inside later fusions
-    field = lambda x: jax.lax.optimization_barrier(pq_field(x[0], x[1], j, c))
+    field = lambda x: pq_field(x[0], x[1], drive, c)
     (P1, q1), ks = step_rk4(field, x0, h)
     theta, q_cross = _locate_crossing(x0, ks, h, P - c.p_peak, P - P1, c.p_peak)
     return P1, q1, P1 < c.p_peak, theta, q_cross
@@ -388,7 +389,7 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
 
     if method == "precise":
         P, q = to_pq(v, w, c)
-        P1, q1, crossed, theta, q_cross = _flight_pq(P, q, j, h_free, c)
+        P1, q1, crossed, theta, q_cross = _flight_pq(P, q, c.v_rest + c.resist_m * j, h_free, c)
         w_cross = q_cross + c.kappa * c.psi_peak
     else:
         v1, w1, crossed, theta, w_cross = _flight_vw(v, w, j, h_free, c, method)
@@ -409,7 +410,8 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
             h_d = rest
         h_d = jnp.where(crossed, h_d, 0.)
         if method == "precise":
-            remainder = lambda w0, hd, jj, cc: _flight_pq(cc.p_reset, w0 - cc.kappa * cc.psi_reset, jj, hd, cc)[:2]
+            remainder = lambda w0, hd, jj, cc: _flight_pq(cc.p_reset, w0 - cc.kappa * cc.psi_reset,
+                                                          cc.v_rest + cc.resist_m * jj, hd, cc)[:2]
             P_r, q_r = _where_spiking(crossed, remainder, (w_r, h_d, j), c)
             v_new, w_new = from_pq(jnp.where(crossed, P_r, P1), jnp.where(crossed, q_r, q1), c)
             v_new = jnp.where(crossed & (h_d <= 0.), c.v_reset, v_new)
