@@ -250,5 +250,6 @@ def table(header, rows, align=None):
 
 def machine_line():
     import platform
+    load = ", load average %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
     return (f"# python {platform.python_version()}, jax {jax.__version__} ({jax.default_backend()}, "
-            f"{len(jax.devices())} device(s)), {os.cpu_count()} CPU cores; float32")
+            f"{len(jax.devices())} device(s)), {os.cpu_count()} CPU cores{load}; float32")

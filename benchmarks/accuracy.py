@@ -122,7 +122,7 @@ def main(argv=None):
           f"|error|, max single-spike |error|, sum |count error| (patterns with a count error); "
           f"BG = Brette-Gerstner population ({n_bg} neurons, {problems[-n_bg].current:.0f}.."
           f"{problems[-1].current:.0f} pA, {sum(len(p.ref) for p in problems if p.group == 'bg')} ref spikes), "
-          f"same measures over neurons; NaN = neurons whose v is NaN at the end; wall = scan + readback (s).")
+          f"same measures over neurons; NaN = neurons whose v is NaN at the end; wall = first scan call (compile included) + readback (s).")
     rows = []
     for r in results:
         s = summarize(r, problems)

@@ -76,7 +76,7 @@ def _build(kind, method, kwargs, sharp):
     return cell, advance, reset, v_spike
 
 
-def _make_runner(cell, advance, v_spike, chunk):
+def _make_runner(cell, advance, v_spike):
     """A jitted chunk of ``chunk`` steps accumulating per-neuron NaN/inf flags."""
     run = advance.run.compiled
     v_key, w_key = cell.v.target, cell.w.target
@@ -99,8 +99,18 @@ def _make_runner(cell, advance, v_spike, chunk):
     return run_chunk
 
 
+def _lowest_bad_current(bad, cur, sharp):
+    """{v_sharpness: lowest current whose neuron went NaN/inf (None: none did)}."""
+    out = {}
+    for d in SHARPNESS:
+        hit = bad[0] & (sharp[0] == d)
+        out[d] = float(np.min(cur[0][hit])) if hit.any() else None
+    return out
+
+
 def sweep(duration, n_currents, i_max, chunk=1000, verbose=True):
-    """Returns rows (param set, cell, integrator, {dt: (n_bad, n_above, n_spikes, seconds)}) and N."""
+    """Returns rows (param set, cell, integrator, {dt: (n_bad, n_above, n_spikes, seconds,
+    {v_sharpness: lowest bad current})}) and the population size."""
     cur, sharp = _population(n_currents, i_max)
     n = cur.shape[1]
     rows = []
@@ -108,7 +118,7 @@ def sweep(duration, n_currents, i_max, chunk=1000, verbose=True):
         configs = [("ngc_adex", m) for m in METHODS] + [("ngclearn", m) for m in BUILTIN_METHODS]
         for kind, method in configs:
             cell, advance, reset, v_spike = _build(kind, method, kwargs, sharp)
-            runner = _make_runner(cell, advance, v_spike, chunk)
+            runner = _make_runner(cell, advance, v_spike)
             result = {}
             for dt in DTS:
                 start = time.perf_counter()
@@ -126,7 +136,8 @@ def sweep(duration, n_currents, i_max, chunk=1000, verbose=True):
                     ctx, bad, above, spikes = runner(ctx, bad, above, spikes, t_rows, jnp.float32(dt))
                 jax.block_until_ready(bad)
                 result[dt] = (int(np.sum(np.asarray(bad))), int(np.sum(np.asarray(above))),
-                              int(np.sum(np.asarray(spikes))), time.perf_counter() - start)
+                              int(np.sum(np.asarray(spikes))), time.perf_counter() - start,
+                              _lowest_bad_current(np.asarray(bad), cur, sharp))
                 if verbose:
                     print(f"  {pname:<19} {kind:<9} {method:<9} dt={dt:<5} non-finite={result[dt][0]:5d}  "
                           f"v>thr={result[dt][1]:3d}  spikes={result[dt][2]:9d}  {result[dt][3]:6.1f} s", flush=True)
@@ -154,6 +165,19 @@ def table(rows, n, duration, n_currents, i_max):
     lines.append("-" * len(head))
     lines.append(f"ngc_adex: {ours} NaN/inf or v>thr events in total; ngc-learn built-in: {theirs} neurons "
                  f"went NaN/inf")
+    lines.append("")
+    lines.append("lowest current that went NaN/inf (per v_sharpness; '-' = none):")
+    head = f"{'parameters':<19} {'cell':<9} {'integrator':<10} {'v_sharp':>7}" + \
+        "".join(f"{'dt=' + format(dt, 'g'):>9}" for dt in DTS)
+    lines.append(head)
+    lines.append("-" * len(head))
+    for pname, kind, method, result in rows:
+        if all(result[dt][0] == 0 for dt in DTS):
+            continue
+        for d in SHARPNESS:
+            cells = [result[dt][4][d] for dt in DTS]
+            lines.append(f"{pname:<19} {kind:<9} {method:<10} {d:>7g}" +
+                         "".join(f"{('-' if x is None else format(x, 'g')):>9}" for x in cells))
     return "\n".join(lines)
 
 

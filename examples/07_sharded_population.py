@@ -1,10 +1,15 @@
 """A population of AdEx neurons sharded over devices along the neuron axis.
 
 Each neuron's update depends only on its own state and input, so a population
-can be split over several devices (GPUs, or CPU "devices") with no
-communication: place the state arrays with a ``NamedSharding`` over the neuron
-axis and jit the scan with matching in/out shardings. The result is bitwise
-the same as the unsharded run (tests/test_sharding.py checks this).
+can be split over several devices (GPUs, or CPU "devices"): place the state
+arrays with a ``NamedSharding`` over the neuron axis and jit the scan with
+matching in/out shardings. The result is bitwise the same as the unsharded run
+and the step needs no communication (tests/test_sharding.py checks both), with
+one exception: for "midpoint", "rk4" and "precise" populations larger than
+``ngc_adex.dynamics.COMPACT_MIN`` neurons the post-spike remainder is computed
+on the gathered spiking neurons, a global gather that adds collectives to every
+step; "precise" states then agree with the unsharded run to float32 rounding
+(spikes identical).
 
 On a CPU-only machine, ask XLA for several host devices::
 

@@ -11,10 +11,10 @@ from ngclearn.components.jaxComponent import JaxComponent
 from . import dynamics, params as _params
 
 
-def _adex_step(v, w, ref_left, s, tols, t_spike, j, t, dt, *, coeffs, method, refractory):
+def _adex_step(v, w, ref_left, s, tols, t_spike, j, t, dt, *, coeffs, method, refractory, track_times):
     """Compartment arrays in, compartment arrays out (bound per cell, see ``AdExCell._step``)."""
     state = dynamics.AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
-    return tuple(dynamics.advance(state, j, t, dt, coeffs, method, refractory))
+    return tuple(dynamics.advance(state, j, t, dt, coeffs, method, refractory, track_times))
 
 
 def _jsonable(value):
@@ -54,7 +54,8 @@ class AdExCell(JaxComponent):
     | s - emitted binary spikes in the step (t - dt, t]
     | tols - time-of-last-spike: the t of the step that spiked (ms; as in ngc-learn)
     | t_spike - precise time of the last spike, the threshold crossing
-    |           interpolated inside the step, same time base as tols (ms)
+    |           interpolated inside the step, same time base as tols (ms;
+    |           kept when precise_times is on, see below, else 0)
 
     Each ``advance_state(t, dt)`` moves every neuron from t - dt to t; for
     all integrators but "euler" the reset happens at the crossing and the
@@ -110,6 +111,10 @@ class AdExCell(JaxComponent):
 
         refract_time: absolute refractory period (Default: 0 ms)
 
+        precise_times: keep the t_spike compartment up to date (Default:
+            None = on for every integrator but "euler", whose default path
+            then moves exactly ngc-learn's data and runs as fast)
+
         key: PRNG key (Default: None, a time-based key)
 
     Every physiological argument (tau_m ... w0, refract_time) may be a number
@@ -122,11 +127,15 @@ class AdExCell(JaxComponent):
     def __init__(
             self, name, n_units, tau_m=15., resist_m=1., tau_w=400., v_sharpness=2., intrinsic_mem_thr=-55., thr=5.,
             v_rest=-72., v_reset=-75., a=0.1, b=0.75, v0=-70., w0=0., integration_type="euler", batch_size=1,
-            refract_time=0., key=None, **kwargs
+            refract_time=0., precise_times=None, key=None, **kwargs
     ):
         if kwargs:
             raise TypeError(f"AdExCell got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
         self.integration_type = _params.normalize_integrator(integration_type)
+        if precise_times not in (None, True, False):
+            raise ValueError(f"precise_times must be True, False or None, got {precise_times!r}")
+        #: whether t_spike tracks the interpolated crossing time
+        self.precise_times = self.integration_type != "euler" if precise_times is None else precise_times
         self.n_units, self.batch_size, values = _params.validate(
             n_units, batch_size, tau_m=tau_m, resist_m=resist_m, tau_w=tau_w, v_sharpness=v_sharpness,
             intrinsic_mem_thr=intrinsic_mem_thr, thr=thr, v_rest=v_rest, v_reset=v_reset, a=a, b=b, v0=v0,
@@ -138,7 +147,8 @@ class AdExCell(JaxComponent):
         #: the validated physiological parameters (float64 arrays)
         self.params = dynamics.AdExParams(**{k: values[k] for k in dynamics.AdExParams._fields})
         self._step = partial(_adex_step, coeffs=dynamics.coefficients(self.params, dtype),
-                             method=self.integration_type, refractory=bool(np.any(values["refract_time"] > 0)))
+                             method=self.integration_type, refractory=bool(np.any(values["refract_time"] > 0)),
+                             track_times=self.precise_times)
         self._v_init = jnp.asarray(np.broadcast_to(values["v0"], shape), dtype=dtype)
         self._w_init = jnp.asarray(np.broadcast_to(values["w0"], shape), dtype=dtype)
 
@@ -240,6 +250,7 @@ class AdExCell(JaxComponent):
             "v0": "Initial condition for membrane potential/voltage (mV)",
             "w0": "Initial condition for recovery variable",
             "refract_time": "Absolute refractory period (ms)",
+            "precise_times": "Track the interpolated spike time t_spike (default: all integrators but euler)",
             "integration_type": "Integrator: euler/rk1, midpoint/rk2, rk4 or precise"
         }
         info = {cls.__name__: properties,

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jax.experimental import checkify
 
 from . import dynamics
-from .simulate import SimulationResult, _current_at, _n_steps
+from .simulate import SimulationResult
 
 __all__ = ["CheckedSimulationError", "checked_simulate"]
 
@@ -86,6 +86,16 @@ def _check_current_shape(j, shape):
                          f"or a shape that broadcasts to it (e.g. a scalar or (n_units,))")
 
 
+def _input(current, n_steps, dtype):
+    """(kind, value): a function of t ("fn"), one value per step ("series"), or a constant."""
+    if callable(current):
+        return "fn", current
+    arr = jnp.asarray(current, dtype=dtype)
+    if arr.ndim >= 1 and arr.shape[0] == n_steps and n_steps > 1:
+        return "series", arr
+    return "const", arr
+
+
 def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
     """Simulates ``cell`` like :func:`ngc_adex.simulate.simulate` (same steps,
     same spikes), checking every step; see the module docstring.
@@ -106,45 +116,56 @@ def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
         chunk_steps: steps per scan chunk
 
     Returns:
-        :class:`~ngc_adex.simulate.SimulationResult` with the spikes (no traces);
-        the cell's compartments hold the final state, as after ``simulate``
+        :class:`~ngc_adex.simulate.SimulationResult` with the spikes (no traces;
+        interpolated times when the cell tracks them, else grid times, as in
+        ``simulate``); the cell's compartments hold the final state
 
     Raises:
         CheckedSimulationError: at the first failed check, naming the step time
             and the neuron; the cell's compartments are then left unchanged
+
+        ValueError: for a bad duration or dt, or an input current whose shape
+            does not broadcast to (batch_size, n_units)
     """
-    n_steps = _n_steps(duration, dt)
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a finite number > 0 ms, got {dt!r}")
+    if not (np.isfinite(duration) and duration > 0):
+        raise ValueError(f"duration must be a finite number > 0 ms, got {duration!r}")
+    n_steps = max(1, int(round(duration / dt)))
     shape = (cell.batch_size, cell.n_units)
     n_neurons = shape[0] * shape[1]
     n_units = cell.n_units
-    current_at = _current_at(current, n_steps)
     step = cell._step
-    dtype = cell.v.get().dtype
+    precise = getattr(cell, "precise_times", True)  # else spikes carry their grid time, as in simulate
+    state = dynamics.AdExState(*(getattr(cell, name).get() for name in dynamics.AdExState._fields))
+    dtype = state.v.dtype
+    kind, value = _input(current, n_steps, dtype)
     v_spike = jnp.asarray(np.broadcast_to(dynamics.spike_potential(
         cell.params.v_sharpness, cell.params.intrinsic_mem_thr, cell.params.thr), shape), dtype=dtype)
-    chunk = int(max(1, min(chunk_steps, (2 ** 25) // max(n_neurons, 1))))
+    chunk = int(max(1, min(chunk_steps, n_steps, (2 ** 25) // max(n_neurons, 1))))
 
-    def body(state, x):
+    def body(state, x, aux):
         i, t = x
-        j = current_at(i, t)
+        const, dt_ = aux
+        j = value(t) if kind == "fn" else const[i] if kind == "series" else const
         _check_current_shape(j, shape)  # at trace time
         step_no = (i + 1).astype(jnp.int32)
         j_full = jnp.broadcast_to(jnp.asarray(j, dtype=dtype), shape)
         _check_all(jnp.isfinite(j_full), j_full, CHECKS[0], t, step_no, n_units)
-        state = dynamics.AdExState(*step(*state, j, t, dt))
+        state = dynamics.AdExState(*step(*state, j, t, dt_))
         _check_all(jnp.isfinite(state.v), state.v, CHECKS[1], t, step_no, n_units)
         _check_all(jnp.isfinite(state.w), state.w, CHECKS[2], t, step_no, n_units)
         _check_all(state.v <= v_spike, state.v, CHECKS[3], t, step_no, n_units)
-        spikes = jnp.where(state.s > 0, state.t_spike, jnp.nan).reshape(-1)
+        spikes = jnp.where(state.s > 0, state.t_spike if precise else state.tols, jnp.nan).reshape(-1)
         return state, spikes
 
-    scan = jax.jit(checkify.checkify(lambda c, xs: jax.lax.scan(body, c, xs), errors=checkify.user_checks))
-    state = dynamics.AdExState(cell.v.get(), cell.w.get(), cell.ref_left.get(), cell.s.get(), cell.tols.get(),
-                               cell.t_spike.get())
+    scan = jax.jit(checkify.checkify(lambda c, xs, aux: jax.lax.scan(lambda s, x: body(s, x, aux), c, xs),
+                                     errors=checkify.user_checks))
+    aux = (jnp.zeros((), dtype) if kind == "fn" else value, jnp.asarray(dt, dtype))
     times, index = [], []
     for i0 in range(0, n_steps, chunk):
-        idx = jnp.arange(i0, min(i0 + chunk, n_steps))
-        err, (state, out) = scan(state, (idx, t0 + (idx + 1) * dt))
+        idx = jnp.arange(i0, min(i0 + chunk, n_steps))  # a shorter last chunk compiles once more
+        err, (state, out) = scan(state, (idx, t0 + (idx + 1) * dt), aux)
         message = err.get()
         if message is not None:
             raise CheckedSimulationError(message.replace(" (`check` failed)", ""))

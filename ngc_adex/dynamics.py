@@ -165,12 +165,20 @@ def _clamp_w(w):
     return jnp.clip(w, -STATE_BOUND, STATE_BOUND)
 
 
-def vw_field(v, w, j, c: Coefficients):
-    """(dv/dt, dw/dt) in ms^-1 at state (v, w) under input current ``j``;
-    v is clamped to the spike potential (NEST's min(V, V_peak))."""
-    v = _clamp_v(v, c)
-    w = _clamp_w(w)
-    x = jnp.minimum((v - c.v_t) / c.delta_safe, EXP_CAP)
+def vw_field(v, w, j, c: Coefficients, clamp=True):
+    """(dv/dt, dw/dt) in ms^-1 at state (v, w) under input current ``j``.
+
+    With ``clamp`` v is clamped to the spike potential (NEST's min(V, V_peak)),
+    w to a finite box and the exponent to ``EXP_CAP``, so any stage value of a
+    Runge-Kutta step gives a finite field. Without it the expression is
+    exactly ngc-learn's (for the Euler step, whose inputs are states that
+    already satisfy these bounds)."""
+    if clamp:
+        v = _clamp_v(v, c)
+        w = _clamp_w(w)
+        x = jnp.minimum((v - c.v_t) / c.delta_safe, EXP_CAP)
+    else:
+        x = (v - c.v_t) / c.delta_safe
     exp_term = jnp.where(c.has_exp, c.delta * jnp.exp(x), 0.)
     dv = (-(v - c.v_rest) + exp_term - c.resist_m * w + c.resist_m * j) * c.inv_tau_m
     dw = (-w + (v - c.v_rest) * c.a) * c.inv_tau_w
@@ -354,7 +362,46 @@ def _relax_w(w, r, c):
     return c.w_refract + (w - c.w_refract) * jnp.exp(-r * c.inv_tau_w)
 
 
-def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory: bool) -> AdExState:
+def _serve_refractory(v, w, ref_left, h, c):
+    """Serves what is left of a refractory period at the start of a step:
+    returns (clamped time, v, w, free time)."""
+    r_a = jnp.minimum(ref_left, h)
+    return r_a, jnp.where(r_a > 0., c.v_reset, v), _relax_w(w, r_a, c), h - r_a
+
+
+def _finish(state, crossed, v_new, w_new, ref_left, t, t_cross_time, c, track_times):
+    """The state at t: clamped potentials, spikes and spike times."""
+    return AdExState(
+        v=_clamp_v(v_new, c), w=_clamp_w(w_new), ref_left=ref_left, s=crossed.astype(state.v.dtype),
+        tols=jnp.where(crossed, t, state.tols),
+        t_spike=jnp.where(crossed, t_cross_time(), state.t_spike) if track_times else state.t_spike)
+
+
+def _advance_euler(state, j, t, dt, c, refractory, track_times):
+    """ngc-learn's forward Euler step, the reset at the end of the step. Its
+    inputs already satisfy the state bounds, so the field needs no clamps and
+    the arithmetic is ngc-learn's, operation for operation."""
+    v, w, ref_left = state.v, state.w, state.ref_left
+    if refractory:
+        h = jnp.zeros_like(v) + dt
+        r_a, v, w, h_free = _serve_refractory(v, w, ref_left, h, c)
+        j = jnp.where(h_free > 0., j, 0.)  # a neuron clamped for the whole step ignores its input
+    else:
+        r_a, h_free = 0., dt
+    dv, dw = vw_field(v, w, j, c, clamp=False)
+    v1 = jnp.maximum(v + dv * h_free, -STATE_BOUND)
+    w1 = w + dw * h_free
+    crossed = v1 > c.v_spike
+    if refractory:
+        ref_left = jnp.where(crossed, c.refract_time, jnp.maximum(ref_left - dt, 0.))
+    # linear interpolation, used where crossed (then v1 > v)
+    crossing = lambda: (t - dt) + r_a + jnp.clip((c.v_spike - v) / (v1 - v), 0., 1.) * h_free
+    return _finish(state, crossed, jnp.where(crossed, c.v_reset, v1), jnp.where(crossed, w1 + c.b, w1),
+                   ref_left, t, crossing, c, track_times)
+
+
+def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory: bool,
+            track_times: bool = True) -> AdExState:
     """Advances every neuron from ``t - dt`` to ``t``.
 
     Args:
@@ -372,20 +419,19 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
 
         refractory: whether any neuron has ``refract_time > 0`` (static)
 
+        track_times: update ``t_spike`` with the interpolated crossing time
+            (static; costs memory traffic that matters only for "euler")
+
     Returns:
         the :class:`AdExState` at time ``t``; at most one spike per neuron and step
     """
     v, w, ref_left = state.v, state.w, state.ref_left
     check_current_shape(j, v.shape)
+    if method == "euler":
+        return _advance_euler(state, j, t, dt, c, refractory, track_times)
     j = jnp.clip(j, -STATE_BOUND, STATE_BOUND)
     h = jnp.zeros_like(v) + dt
-    if refractory:  # serve what is left of a refractory period first
-        r_a = jnp.minimum(ref_left, h)
-        w = _relax_w(w, r_a, c)
-        v = jnp.where(r_a > 0., c.v_reset, v)
-        h_free = h - r_a
-    else:
-        r_a, h_free = 0., h
+    r_a, v, w, h_free = _serve_refractory(v, w, ref_left, h, c) if refractory else (0., v, w, h)
 
     if method == "precise":
         P, q = to_pq(v, w, c)
@@ -395,37 +441,29 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
         v1, w1, crossed, theta, w_cross = _flight_vw(v, w, j, h_free, c, method)
     t_cross = r_a + theta * h_free  # offset of the crossing from the step start
 
-    if method == "euler":  # ngc-learn's semantics: reset at the end of the step
-        v_new = jnp.where(crossed, c.v_reset, v1)
-        w_new = jnp.where(crossed, w1 + c.b, w1)
-        left_after_spike = c.refract_time
-    else:  # reset at the crossing, then integrate what is left of the step
-        rest = h - t_cross
-        w_r = w_cross + c.b
-        if refractory:
-            r_c = jnp.minimum(c.refract_time, rest)
-            w_r = _relax_w(w_r, r_c, c)
-            h_d = rest - r_c
-        else:
-            h_d = rest
-        h_d = jnp.where(crossed, h_d, 0.)
-        if method == "precise":
-            remainder = lambda w0, hd, jj, cc: _flight_pq(cc.p_reset, w0 - cc.kappa * cc.psi_reset,
-                                                          cc.v_rest + cc.resist_m * jj, hd, cc)[:2]
-            P_r, q_r = _where_spiking(crossed, remainder, (w_r, h_d, j), c)
-            v_new, w_new = from_pq(jnp.where(crossed, P_r, P1), jnp.where(crossed, q_r, q1), c)
-            v_new = jnp.where(crossed & (h_d <= 0.), c.v_reset, v_new)
-        else:
-            remainder = lambda w0, hd, jj, cc: _flight_vw(cc.v_reset, w0, jj, hd, cc, method)[:2]
-            v_r, w_r2 = _where_spiking(crossed, remainder, (w_r, h_d, j), c)
-            v_new = jnp.where(crossed, jnp.where(h_d > 0., v_r, c.v_reset), v1)
-            w_new = jnp.where(crossed, jnp.where(h_d > 0., w_r2, w_r), w1)
-        left_after_spike = jnp.maximum(c.refract_time - rest, 0.)
+    # reset at the crossing, then integrate what is left of the step
+    rest = h - t_cross
+    w_r = w_cross + c.b
+    if refractory:
+        r_c = jnp.minimum(c.refract_time, rest)
+        w_r = _relax_w(w_r, r_c, c)
+        h_d = rest - r_c
+    else:
+        h_d = rest
+    h_d = jnp.where(crossed, h_d, 0.)
+    if method == "precise":
+        remainder = lambda w0, hd, jj, cc: _flight_pq(cc.p_reset, w0 - cc.kappa * cc.psi_reset,
+                                                      cc.v_rest + cc.resist_m * jj, hd, cc)[:2]
+        P_r, q_r = _where_spiking(crossed, remainder, (w_r, h_d, j), c)
+        v_new, w_new = from_pq(jnp.where(crossed, P_r, P1), jnp.where(crossed, q_r, q1), c)
+        v_new = jnp.where(crossed & (h_d <= 0.), c.v_reset, v_new)
+    else:
+        remainder = lambda w0, hd, jj, cc: _flight_vw(cc.v_reset, w0, jj, hd, cc, method)[:2]
+        v_r, w_r2 = _where_spiking(crossed, remainder, (w_r, h_d, j), c)
+        v_new = jnp.where(crossed, jnp.where(h_d > 0., v_r, c.v_reset), v1)
+        w_new = jnp.where(crossed, jnp.where(h_d > 0., w_r2, w_r), w1)
+    left_after_spike = jnp.maximum(c.refract_time - rest, 0.)
 
     if refractory:
         ref_left = jnp.where(crossed, left_after_spike, jnp.maximum(ref_left - h, 0.))
-    s = crossed.astype(v.dtype)
-    return AdExState(
-        v=_clamp_v(v_new, c), w=_clamp_w(w_new), ref_left=ref_left, s=s,
-        tols=jnp.where(crossed, t, state.tols),
-        t_spike=jnp.where(crossed, (t - dt) + t_cross, state.t_spike))
+    return _finish(state, crossed, v_new, w_new, ref_left, t, lambda: (t - dt) + t_cross, c, track_times)

@@ -24,7 +24,8 @@ class SimulationResult(NamedTuple):
     Attributes:
         t: grid times (ms) at the end of each step, shape (n_steps,)
 
-        spike_times: precise spike times (ms), ordered by step
+        spike_times: spike times (ms), ordered by step: the interpolated
+            crossing times when the cell has ``precise_times``, else the grid times
 
         spike_index: flat neuron index ``batch * n_units + unit`` of each spike
 
@@ -175,7 +176,7 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
     rec_idx = jnp.arange(n_neurons) if neurons is None else jnp.asarray(neurons, dtype=jnp.int32).ravel()
     chunk = int(max(1, min(chunk_steps, n_steps, _CHUNK_ELEMENTS // max(n_neurons if spikes else len(rec_idx), 1))))
     kind, fn, value = _input(current, n_steps)
-    step = cell._step
+    step, precise = cell._step, cell.precise_times
 
     def body(state, x, aux):
         t, valid, series = x
@@ -183,8 +184,8 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
         j = _current_at(kind, fn, t, series[0] if series else None, const)
         new = _keep_if(valid, dynamics.AdExState(*step(*state, j, t, dt_)), state)
         out = {name: getattr(new, name).reshape(-1)[rec] for name in record}
-        if spikes:  # spiking neurons carry their precise time, the others NaN
-            out["_spikes"] = jnp.where(new.s > 0, new.t_spike, jnp.nan).reshape(-1)
+        if spikes:  # spiking neurons carry their (precise) time, the others NaN
+            out["_spikes"] = jnp.where(new.s > 0, new.t_spike if precise else new.tols, jnp.nan).reshape(-1)
         return new, out
 
     scan = _cached_scan(cell, ("simulate", kind, fn, tuple(record), spikes), body)

@@ -103,7 +103,7 @@ def populations(draw, refractory=None):
     if draw(st.booleans()):  # where v_sharpness = 0, thr may equal intrinsic_mem_thr
         thr = np.where(sharp == 0., v_t, thr)
     p["intrinsic_mem_thr"], p["thr"] = v_t, thr
-    v_spike = dynamics.spike_potential(sharp, v_t, thr)
+    v_spike = np.where(sharp > 0., thr, v_t)
     p["v_reset"] = v_spike - pn(RESET_GAP)
     p["v0"] = v_spike - pn(V0_GAP)
     use_refract = draw(st.booleans()) if refractory is None else refractory
@@ -158,9 +158,11 @@ def _runner(method, refractory):
 def _run_pure(values, dt, j, method):
     c = dynamics.coefficients(_adex_params(values))
     refractory = bool(np.any(values["refract_time"] > 0))
-    traj = _runner(method, refractory)(c, jnp.asarray(values["v0"], F32), jnp.asarray(values["w0"], F32),
+    shape = j.shape[1:]
+    v0, w0 = (np.broadcast_to(values[k], shape) for k in ("v0", "w0"))
+    traj = _runner(method, refractory)(c, jnp.asarray(v0, F32), jnp.asarray(w0, F32),
                                        jnp.asarray(j), jnp.asarray(dt, F32))
-    return {k: np.asarray(v) for k, v in traj._asdict().items()}, c
+    return {k: np.asarray(v) for k, v in traj._asdict().items()}
 
 
 def _times(n_steps, dt):
@@ -168,22 +170,28 @@ def _times(n_steps, dt):
     return (np.arange(1, n_steps + 1).astype(F32) * F32(dt)).astype(F32)
 
 
-def check_trajectory(traj, values, c, dt, t_end=None, context=""):
-    """Every invariant of a run; ``traj`` holds arrays (n_steps, batch, n_units)."""
+def check_trajectory(traj, values, dt, t_end=None, context="", precise_times=True, method=None):
+    """Every invariant of a run; ``traj`` holds arrays (n_steps, batch, n_units).
+    Without ``precise_times`` (t_spike not tracked), refractoriness is checked on
+    the grid times of the spikes (tols)."""
     v, w, s = traj["v"], traj["w"], traj["s"]
     n_steps = v.shape[0]
     assert np.all(np.isfinite(v)), f"non-finite v {context}"
     assert np.all(np.isfinite(w)), f"non-finite w {context}"
-    v_spike = np.asarray(c.v_spike)
+    shape = v.shape[1:]
+    par = {k: np.broadcast_to(np.asarray(values[k], dtype=np.float64), shape)
+           for k in ("v_sharpness", "thr", "intrinsic_mem_thr", "v_reset", "refract_time")}
+    # spike potential, computed here (not taken from the package): thr, or intrinsic_mem_thr where v_sharpness = 0
+    v_spike = np.where(par["v_sharpness"] > 0., par["thr"], par["intrinsic_mem_thr"]).astype(F32)
     assert np.all(v <= v_spike), f"v above the spike potential by {np.max(v - v_spike)} {context}"
     assert np.all((s == 0.) | (s == 1.)), f"s not 0/1 {context}"
 
     ref_left = traj["ref_left"]
-    refract = np.broadcast_to(np.asarray(c.refract_time), v.shape[1:])
+    refract = par["refract_time"].astype(F32)
     assert np.all(ref_left >= 0.), context
     assert np.all(ref_left <= refract * (1. + 1e-6) + 1e-6), f"ref_left above refract_time {context}"
     held = ref_left > 0.
-    v_reset = np.broadcast_to(np.asarray(c.v_reset), v.shape)
+    v_reset = np.broadcast_to(par["v_reset"].astype(F32), v.shape)
     assert np.all(v[held] == v_reset[held]), \
         f"v != v_reset while refractory (max diff {np.max(np.abs(v - v_reset)[held])}) {context}"
 
@@ -191,17 +199,22 @@ def check_trajectory(traj, values, c, dt, t_end=None, context=""):
     t_b = np.broadcast_to(t[:, None, None], v.shape)
     spiked = s > 0
     assert np.all(traj["tols"][spiked] == t_b[spiked]), f"tols is not the step time {context}"
-    # precise spike time inside its step (t - dt, t]
     tol_t = 4 * np.finfo(F32).eps * (float(t[-1]) + float(np.max(refract)) + 1.) + 1e-6
-    ts = traj["t_spike"]
-    assert np.all(ts[spiked] <= t_b[spiked] + tol_t), f"t_spike after its step {context}"
-    assert np.all(ts[spiked] >= t_b[spiked] - dt - tol_t), f"t_spike before its step {context}"
+    if precise_times:
+        # precise spike time inside its step (t - dt, t]
+        ts = traj["t_spike"]
+        assert np.all(ts[spiked] <= t_b[spiked] + tol_t), f"t_spike after its step {context}"
+        assert np.all(ts[spiked] >= t_b[spiked] - dt - tol_t), f"t_spike before its step {context}"
+        slack = 0.
+    else:  # grid times: euler resets at the end of the step, the others at the crossing inside it
+        ts = traj["tols"]
+        slack = 0. if method == "euler" else dt
     # refractoriness: successive spikes of a neuron at least refract_time apart
     for b, u in np.ndindex(v.shape[1:]):
         times = ts[spiked[:, b, u], b, u].astype(np.float64)
         if times.size > 1:
             gaps = np.diff(times)
-            assert np.all(gaps >= refract[b, u] - tol_t), \
+            assert np.all(gaps >= refract[b, u] - slack - tol_t), \
                 f"neuron ({b}, {u}): spikes {np.min(gaps)} ms apart, refract_time {refract[b, u]} {context}"
 
 
@@ -209,13 +222,13 @@ def check_trajectory(traj, values, c, dt, t_end=None, context=""):
 # 1. invariants over valid parameter sets: pure path
 # ----------------------------------------------------------------------------
 @pytest.mark.parametrize("method", dynamics.METHODS)
-@settings(max_examples=_n(30), **SETTINGS)
+@settings(max_examples=_n(60), **SETTINGS)
 @given(pop=populations())
 def test_invariants_pure(method, pop):
     p, dt, j = pop
     values = _validated(p)
-    traj, c = _run_pure(values, dt, j, method)
-    check_trajectory(traj, values, c, dt, context=f"[{method}, dt={dt}]")
+    traj = _run_pure(values, dt, j, method)
+    check_trajectory(traj, values, dt, context=f"[{method}, dt={dt}]")
 
 
 @pytest.mark.parametrize("method", dynamics.METHODS)
@@ -236,12 +249,12 @@ def test_invariants_pure_extremes(method):
              w0=np.zeros(SHAPE))
     p["thr"] = np.where(cols[2] > 0, 60., -55.)  # (thr - vT)/v_sharpness up to 1.15e5: far past EXP_CAP
     p["v_reset"] = np.full(SHAPE, -75.)
-    p["v0"] = dynamics.spike_potential(cols[2], -55., p["thr"])  # start exactly at the spike potential
+    p["v0"] = np.where(cols[2] > 0., p["thr"], -55.)  # start exactly at the spike potential
     values = _validated(p)
     j = np.broadcast_to(cols[4], (N_STEPS,) + SHAPE).astype(F32)
     for dt in (0.001, 0.1, 1.):
-        traj, c = _run_pure(values, dt, j, method)
-        check_trajectory(traj, values, c, dt, context=f"[{method}, dt={dt}]")
+        traj = _run_pure(values, dt, j, method)
+        check_trajectory(traj, values, dt, context=f"[{method}, dt={dt}]")
         assert traj["s"].sum() > 0
 
 
@@ -252,8 +265,7 @@ def _single(method, v_sharpness, v_t, thr, v_reset, refract, j, v0, dt=0.01, n_s
              v0=np.full(SHAPE, v0), a=np.zeros(SHAPE), b=np.zeros(SHAPE))
     values = _validated(p)
     j = np.full((n_steps,) + SHAPE, j, dtype=F32)
-    traj, c = _run_pure(values, dt, j, method)
-    return traj, values, c
+    return _run_pure(values, dt, j, method), values
 
 
 @pytest.mark.parametrize("method", dynamics.METHODS)
@@ -261,18 +273,19 @@ def test_refractory_with_reset_beyond_exponent_cap(method):
     """v_reset > intrinsic_mem_thr + EXP_CAP * v_sharpness (valid: v_reset < thr): the
     transformed reset potential lies beyond the capped peak. Found by
     test_invariants_pure[precise]: it spiked in every step despite refract_time."""
-    traj, values, c = _single(method, 1e-3, -55., 5., -54.9, 2., 0., v0=5.)
-    check_trajectory(traj, values, c, 0.01, context=f"[{method}]")
-    assert traj["s"].sum() == 1  # the spike at t = 0 (v0 = thr), then 2 ms = all 200 steps refractory
+    traj, values = _single(method, 1e-3, -55., 5., -54.9, 2., 0., v0=5.)
+    check_trajectory(traj, values, 0.01, context=f"[{method}]")
+    # one spike per neuron (at the first step: v0 = thr), then 2 ms = all 200 steps refractory
+    assert np.all(traj["s"].sum(axis=0) == 1)
 
 
 @pytest.mark.parametrize("method", dynamics.METHODS)
 def test_v_held_exactly_at_reset(method):
     """While refractory time is left, v is v_reset exactly (precise went through
     the transformed variables and came back off by a few ulps)."""
-    traj, values, c = _single(method, 0.337, -35.704, 5., -50.383, 2., 500., v0=-40.)
+    traj, values = _single(method, 0.337, -35.704, 5., -50.383, 2., 500., v0=-40.)
     assert (traj["ref_left"] > 0).sum() > 50
-    check_trajectory(traj, values, c, 0.01, context=f"[{method}]")
+    check_trajectory(traj, values, 0.01, context=f"[{method}]")
 
 
 # ----------------------------------------------------------------------------
@@ -313,8 +326,8 @@ def test_invariants_cell(method, pop):
     _, watched = jax.lax.scan(body, dict(stateManager.state), (rows, jnp.asarray(j)))
     traj = {k: np.asarray(x) for k, x in zip(_WATCHED, watched)}
     t_end = np.asarray(rows[:, advance.get_keywords().index("t")])
-    c = dynamics.coefficients(_adex_params(values))
-    check_trajectory(traj, values, c, dt, t_end=t_end, context=f"[cell {method}, dt={dt}]")
+    check_trajectory(traj, values, dt, t_end=t_end, context=f"[cell {method}, dt={dt}]",
+                     precise_times=getattr(cell, "precise_times", True), method=method)
 
 
 # ----------------------------------------------------------------------------
@@ -409,10 +422,15 @@ def test_valid_mixture_accepted():
 # ----------------------------------------------------------------------------
 # 4. input current of the wrong shape
 # ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def euler_cell():
+    return _build_cell({}, "euler", watch=False)
+
+
 @pytest.mark.parametrize("j_shape", [(SHAPE[1], 1), (SHAPE[0] + 1, SHAPE[1]), (SHAPE[1] + 1,), (1, 1, SHAPE[1]),
                                      (SHAPE[1], SHAPE[0])])
-def test_wrong_current_shape_cell(j_shape):
-    cell, advance, reset = _build_cell({}, "euler", watch=False)
+def test_wrong_current_shape_cell(j_shape, euler_cell):
+    cell, advance, reset = euler_cell
     reset.run()
     cell.j.set(jnp.ones(j_shape, dtype=F32) * 30.)
     with pytest.raises(ValueError, match=r"\bj\b.*" + r"\(2, 3\)") as info:
@@ -431,8 +449,8 @@ def test_wrong_current_shape_pure(j_shape):
 
 
 @pytest.mark.parametrize("j_shape", [(), (SHAPE[1],), (1, SHAPE[1]), (SHAPE[0], 1), SHAPE])
-def test_broadcastable_current_shapes_accepted(j_shape):
-    cell, advance, reset = _build_cell({}, "euler", watch=False)
+def test_broadcastable_current_shapes_accepted(j_shape, euler_cell):
+    cell, advance, reset = euler_cell
     reset.run()
     cell.j.set(jnp.ones(j_shape, dtype=F32) * 30.)
     advance.run(t=0.1, dt=0.1)
@@ -443,7 +461,7 @@ def test_broadcastable_current_shapes_accepted(j_shape):
 # 5. a NaN current poisons only its own neuron
 # ----------------------------------------------------------------------------
 @pytest.mark.parametrize("method", dynamics.METHODS)
-@settings(max_examples=_n(6), **SETTINGS)
+@settings(max_examples=_n(10), **SETTINGS)
 @given(pop=populations(), victim=st.integers(0, N_NEURONS - 1), nan_from=st.integers(0, N_STEPS - 1))
 def test_nan_current_isolated_pure(method, pop, victim, nan_from):
     p, dt, j = pop
@@ -451,14 +469,15 @@ def test_nan_current_isolated_pure(method, pop, victim, nan_from):
     b, u = np.unravel_index(victim, SHAPE)
     j_nan = j.copy()
     j_nan[nan_from:, b, u] = np.nan
-    clean, _ = _run_pure(values, dt, j, method)
-    poisoned, _ = _run_pure(values, dt, j_nan, method)
+    clean = _run_pure(values, dt, j, method)
+    poisoned = _run_pure(values, dt, j_nan, method)
     others = np.ones(SHAPE, dtype=bool)
     others[b, u] = False
     for name in clean:
         np.testing.assert_array_equal(poisoned[name][:, others], clean[name][:, others], err_msg=name)
         np.testing.assert_array_equal(poisoned[name][:nan_from], clean[name][:nan_from], err_msg=name)
-    assert np.isnan(poisoned["v"][-1, b, u]), "documented: the neuron fed NaN goes NaN"
+    # documented: the neuron fed NaN goes NaN (once it is no longer held refractory)
+    assert np.isnan(poisoned["v"][-1, b, u]) or poisoned["ref_left"][-1, b, u] > 0.
     assert np.all(poisoned["s"][nan_from:, b, u] == 0.)
 
 
@@ -521,7 +540,7 @@ def test_determinism(method):
     for name, a, b, c in zip(_WATCHED, first, second, looped):
         np.testing.assert_array_equal(a, b, err_msg=f"{name}: two scans differ")
         np.testing.assert_array_equal(a, c, err_msg=f"{name}: step-by-step run differs from scan")
-    if method in ("euler", "precise"):  # a second, identically built model
+    if method == "euler":  # a second, identically built model
         cell2, advance2, reset2 = _build_cell(_DET_KW, method)
         other = _scan_once(advance2, reset2, cell2, n_steps, dt)
         for name, a, b in zip(_WATCHED, first, other):
@@ -535,7 +554,50 @@ def test_determinism_pure_repeated():
     values = _validated(p)
     j = np.broadcast_to(_DET_J, (N_STEPS,) + SHAPE).astype(F32)
     for method in dynamics.METHODS:
-        a, _ = _run_pure(values, 0.1, j, method)
-        b, _ = _run_pure(values, 0.1, j, method)
+        a = _run_pure(values, 0.1, j, method)
+        b = _run_pure(values, 0.1, j, method)
         for name in a:
             np.testing.assert_array_equal(a[name], b[name], err_msg=f"{method} {name}")
+
+
+# ----------------------------------------------------------------------------
+# 7. large populations (the gathered post-spike remainder) agree with small ones
+# ----------------------------------------------------------------------------
+def _large_population_case(method, all_active):
+    """Six diverse neurons, alone and tiled into a population above
+    dynamics.COMPACT_MIN (where the post-spike remainder is integrated on the
+    gathered spiking neurons only, or on everybody when too many spike at once)."""
+    small = dict(_DET_KW_PURE)
+    small_shape = SHAPE
+    n_big = 2 * (getattr(dynamics, "COMPACT_MIN", 4096) // 2 // N_NEURONS + 1) * N_NEURONS
+    big_shape = (2, n_big // 2)
+    tile = lambda x: np.tile(np.broadcast_to(np.asarray(x, np.float64), small_shape).reshape(-1),
+                             n_big // N_NEURONS).reshape(big_shape)
+    _, _, v_small = adex_params.validate(small_shape[1], small_shape[0], **small)
+    _, _, v_big = adex_params.validate(big_shape[1], big_shape[0], **{k: tile(v) for k, v in small.items()})
+    j_small = np.broadcast_to(_DET_J, (N_STEPS,) + SHAPE).astype(F32)
+    j_big = np.tile(j_small.reshape(N_STEPS, -1), (1, n_big // N_NEURONS))
+    n_active = n_big if all_active else 20 * N_NEURONS  # a few spiking neurons: the gathered path
+    j_big[:, n_active:] = 0.
+    j_big = j_big.reshape((N_STEPS,) + big_shape)
+    return _run_pure(v_small, 0.1, j_small, method), _run_pure(v_big, 0.1, j_big, method), v_big, n_active
+
+
+_DET_KW_PURE = dict(_VALID, v_sharpness=[[2., 0., 0.5], [1e-3, 2., 10.]], refract_time=[[0., 1., 2.], [0.5, 0., 5.]],
+                    tau_m=[[15., 0.5, 200.], [15., 15., 15.]], a=[0.1, 4., -1.], b=[0.75, 60., 0.],
+                    thr=[[5., -55., 5.], [5., 5., 5.]], v0=[[-70., -56., -70.], [-70., -70., -70.]])
+
+
+@pytest.mark.parametrize("all_active", [False, True], ids=["few-spiking", "all-spiking"])
+@pytest.mark.parametrize("method", ["midpoint", "precise"] + (["rk4"] if LONG else []))  # euler: no remainder
+def test_large_population_matches_small(method, all_active):
+    small, big, values, n_active = _large_population_case(method, all_active)
+    check_trajectory(big, values, 0.1, context=f"[{method}, large population]")
+    assert small["s"].sum() > 10
+    flat = lambda x: x.reshape(x.shape[0], -1)
+    for name in small:
+        ref = np.tile(flat(small[name]), (1, n_active // N_NEURONS))
+        if name == "s":
+            np.testing.assert_array_equal(flat(big[name])[:, :n_active], ref, err_msg=name)
+        else:  # XLA's code for other array sizes may round differently (rk4 differs by 1 ulp)
+            np.testing.assert_allclose(flat(big[name])[:, :n_active], ref, rtol=1e-5, atol=1e-5, err_msg=name)
