@@ -152,17 +152,37 @@ def cell_kwargs(phys, v0, w0):
     return kw
 
 
+def supports_precise_times():
+    """Whether ngc_adex.AdExCell has the ``precise_times`` switch (t_spike tracking)."""
+    import inspect
+    init = ngc_adex.AdExCell.__init__
+    while True:  # deprecate_args hides the signature; look through wrappers and closures
+        try:
+            if "precise_times" in inspect.signature(init, follow_wrapped=True).parameters:
+                return True
+        except (TypeError, ValueError):
+            pass
+        cells = [c.cell_contents for c in (getattr(init, "__closure__", None) or ()) if callable(c.cell_contents)]
+        if not cells:
+            break
+        init = cells[0]
+    return "precise_times" in inspect.getsource(ngc_adex.AdExCell)
+
+
 class Population:
     """A single cell (ngc_adex or ngc-learn's built-in) in its own Context,
     driven by ngc-learn's ``MethodProcess.scan`` with constant currents.
 
-    ``impl`` is ``"ngc_adex"`` or ``"ngclearn"``; ``method`` the integrator."""
+    ``impl`` is ``"ngc_adex"`` or ``"ngclearn"``; ``method`` the integrator;
+    ``times``: ngc_adex's ``precise_times`` (None: the cell's default)."""
 
-    def __init__(self, impl, method, kwargs, currents, watch=True):
+    def __init__(self, impl, method, kwargs, currents, watch=True, times=None):
         self.impl, self.method = impl, method
         self.ctx_name = f"bench{next(_counter)}_{impl}_{method}"
         n = int(np.size(currents))
         kwargs = dict(kwargs)
+        if impl == ADEX and times is not None and supports_precise_times():
+            kwargs["precise_times"] = bool(times)
         with Context(self.ctx_name) as ctx:
             if impl == ADEX:
                 cell = ngc_adex.AdExCell("z", n_units=n, integration_type=method, **kwargs)

@@ -10,8 +10,8 @@ t = 0, V0 = E_L, w0 = 0 unless stated):
   converged spike times (anchors.md);
 * a Brette-Gerstner (2005) population, currents 400..1600 pA, 500 ms.
 
-ngc_adex is judged on its interpolated spike time ``t_spike``, the built-in
-cell on ``tols`` (the grid time of the step that spiked). Spikes are matched
+ngc_adex is judged on its interpolated spike time ``t_spike`` (with
+``precise_times=True`` where the cell has that switch), the built-in cell on ``tols`` (the grid time of the step that spiked). Spikes are matched
 in order. All runs go through ngc-learn's ``MethodProcess.scan``.
 
 Usage::
@@ -37,7 +37,7 @@ def evaluate(impl, method, dt, problems):
     kwargs = C.cell_kwargs(phys, v0=np.array([[pr.v0 for pr in problems]]),
                            w0=np.array([[pr.w0 for pr in problems]]))
     currents = np.array([[pr.current for pr in problems]])
-    pop = C.Population(impl, method, kwargs, currents)
+    pop = C.Population(impl, method, kwargs, currents, times=True)  # ngc_adex judged on t_spike
     n_steps = int(round(T / dt))
     rows = pop.rows(n_steps, dt)
     t0 = time.perf_counter()

@@ -4,7 +4,7 @@ Accuracy: median over the seven non-chaotic Naud (2008) patterns of the mean
 |spike-time error| against tests/reference.py (as in accuracy.py; ngc_adex
 judged on ``t_spike``, ngc-learn's built-in cell on ``tols``).
 
-Cost: neuron-steps per second of a Brette-Gerstner population of N neurons
+Cost (of the same configuration, t_spike tracked): neuron-steps per second of a Brette-Gerstner population of N neurons
 (currents U(400, 1600) pA) through ``MethodProcess.scan``, measured at every dt
 (all configurations interleaved, best of the repetitions). Since a step costs
 the same whatever dt, the useful figure for the trade-off is simulated time per
@@ -34,7 +34,10 @@ CONFIGS = tuple(f"{C.ADEX}:{m}" for m in accuracy.ADEX_METHODS) + (f"{C.BUILTIN}
 
 def measure_costs(labels, dts, n, steps, repeats):
     """Best neuron-steps/s per (label, dt); the compiled scan is shared by all dt."""
-    runners = {label: throughput.make_runner(label, n, steps) for label in labels}
+    # ngc_adex cells as in accuracy.py: t_spike tracked (precise_times=True where the switch exists)
+    runners = {label: (throughput.ScanRunner(C.ADEX, label.partition(":")[2], n, steps, times=True)
+                       if label.startswith(C.ADEX + ":") else throughput.make_runner(label, n, steps))
+               for label in labels}
     rows = {(label, dt): runners[label].pop.rows(steps, dt) for label in labels for dt in dts}
     for label in labels:  # compile
         runners[label].rows = rows[(label, dts[0])]

@@ -11,6 +11,9 @@ about 70 Hz at 1600 pA over 500 ms), batch_size 1.
   ``ngc_adex:<integrator>``: run through ngc-learn's ``MethodProcess.scan``
   over ``pack_rows`` rows, nothing watched; the carried state is the cell's
   compartments only.
+* ``ngc_adex:euler+t_spike``: euler with ``precise_times=True`` (the
+  interpolated spike time kept up to date), where the cell has that switch;
+  plain ``ngc_adex:<integrator>`` uses the cell's default.
 * ``simulate:euler`` / ``simulate:precise``: ``ngc_adex.simulate.simulate``
   with its defaults (spike times collected to the host chunk by chunk); each
   call is timed as a user sees it.
@@ -50,6 +53,7 @@ import jax.numpy as jnp  # noqa: E402
 DT = 0.1
 ADEX_METHODS = ("euler", "midpoint", "rk4", "precise")
 CONFIGS = (["ngclearn:euler", "ngclearn:rk2"] + [f"ngc_adex:{m}" for m in ADEX_METHODS]
+           + (["ngc_adex:euler+t_spike"] if C.supports_precise_times() else [])
            + ["simulate:euler", "simulate:precise", "bare_jax_euler"])
 BASE = "ngclearn:euler"
 
@@ -80,8 +84,8 @@ def count_eqns(jaxpr):
 class ScanRunner:
     """A cell driven by ngc-learn's MethodProcess.scan."""
 
-    def __init__(self, impl, method, n, steps):
-        self.pop = C.Population(impl, method, bg_kwargs(), currents(n), watch=False)
+    def __init__(self, impl, method, n, steps, times=None):
+        self.pop = C.Population(impl, method, bg_kwargs(), currents(n), watch=False, times=times)
         self.rows = self.pop.rows(steps, DT)
 
     def run(self):
@@ -154,8 +158,9 @@ class BareRunner:
 
 def make_runner(label, n, steps):
     kind, _, method = label.partition(":")
+    method, _, extra = method.partition("+")
     if kind in (C.ADEX, C.BUILTIN):
-        return ScanRunner(kind, method, n, steps)
+        return ScanRunner(kind, method, n, steps, times=True if extra == "t_spike" else None)
     if kind == "simulate":
         return SimulateRunner(method, n, steps)
     if label == "bare_jax_euler":

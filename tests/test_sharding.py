@@ -1,6 +1,10 @@
 """An AdExCell population sharded over the neuron axis of 2 (forced host) CPU
-devices gives bitwise the same spikes and states as the unsharded run, and its
-outputs really are sharded.
+devices gives bitwise the same spikes and states as the unsharded run, with no
+communication in the step, and its outputs really are sharded. Exception,
+checked separately: above ``dynamics.COMPACT_MIN`` neurons the non-Euler
+integrators gather the spiking neurons for the post-spike remainder, which is
+global (collectives every step); "precise" states then agree to float32
+rounding only, spikes stay identical.
 
 The checks run in a subprocess because ``--xla_force_host_platform_device_count``
 must be set before jax is imported (this pytest process has already imported
