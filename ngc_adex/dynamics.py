@@ -168,17 +168,15 @@ def _clamp_w(w):
 def vw_field(v, w, j, c: Coefficients, clamp=True):
     """(dv/dt, dw/dt) in ms^-1 at state (v, w) under input current ``j``.
 
-    With ``clamp`` v is clamped to the spike potential (NEST's min(V, V_peak)),
-    w to a finite box and the exponent to ``EXP_CAP``, so any stage value of a
-    Runge-Kutta step gives a finite field. Without it the expression is
-    exactly ngc-learn's (for the Euler step, whose inputs are states that
-    already satisfy these bounds)."""
+    The exponent is capped at ``EXP_CAP``. With ``clamp`` v is also clamped to
+    the spike potential (NEST's min(V, V_peak)) and w to a finite box, so any
+    stage value of a Runge-Kutta step gives a finite field; the Euler step's
+    inputs already satisfy these bounds. Wherever ngc-learn's cell stays
+    finite the result equals its expression bit for bit."""
     if clamp:
         v = _clamp_v(v, c)
         w = _clamp_w(w)
-        x = jnp.minimum((v - c.v_t) / c.delta_safe, EXP_CAP)
-    else:
-        x = (v - c.v_t) / c.delta_safe
+    x = jnp.minimum((v - c.v_t) / c.delta_safe, EXP_CAP)
     exp_term = jnp.where(c.has_exp, c.delta * jnp.exp(x), 0.)
     dv = (-(v - c.v_rest) + exp_term - c.resist_m * w + c.resist_m * j) * c.inv_tau_m
     dw = (-w + (v - c.v_rest) * c.a) * c.inv_tau_w
@@ -321,21 +319,27 @@ COMPACT_MIN = 4096
 COMPACT_FRACTION = 1. / 16.
 
 
-def _where_spiking(spiking, fn, args, c):
+def _where_spiking(spiking, fn, args, c, compact=True):
     """``fn(*args, c)`` (elementwise, returns a tuple) where it is needed: only
     on the neurons that spike in this step. Large populations gather them into
     a buffer of fixed size (so the step keeps a static shape and a bounded
     cost) and fall back to the whole population on the rare steps in which
-    more neurons spike than the buffer holds. Values elsewhere are unspecified."""
+    more neurons spike than the buffer holds (``compact=False``: always the
+    whole population, for fields cheaper than the gather). Values elsewhere
+    are unspecified."""
     shape = spiking.shape
     n = spiking.size
     args = tuple(jnp.broadcast_to(a, shape) for a in args)
-    if n <= COMPACT_MIN:
+    if n <= COMPACT_MIN or not compact:
         return fn(*args, c)
     capacity = int(n * COMPACT_FRACTION)
 
     def gathered(_):
-        idx = jnp.nonzero(spiking.reshape(-1), size=capacity, fill_value=n)[0]
+        # indices of the first `capacity` spiking neurons (n pads); cheaper than jnp.nonzero on CPU
+        flat = spiking.reshape(-1)
+        slot = jax.lax.associative_scan(jnp.add, flat.astype(jnp.int32)) - 1
+        slot = jnp.where(flat & (slot < capacity), slot, capacity)
+        idx = jnp.full(capacity + 1, n, jnp.int32).at[slot].set(jnp.arange(n, dtype=jnp.int32))[:capacity]
         take = lambda x: jnp.broadcast_to(x, shape).reshape(-1).at[idx].get(mode="fill", fill_value=0)
         sub = Coefficients(*(x if jnp.ndim(x) == 0 else take(x) for x in c))
         out = fn(*(take(a) for a in args), sub)
@@ -369,8 +373,10 @@ def _serve_refractory(v, w, ref_left, h, c):
     return r_a, jnp.where(r_a > 0., c.v_reset, v), _relax_w(w, r_a, c), h - r_a
 
 
-def _finish(state, crossed, v_new, w_new, ref_left, t, t_cross_time, c, track_times):
+def _finish(state, crossed, v_new, w_new, ref_left, t, t_cross_time, c, track_times, refractory):
     """The state at t: clamped potentials, spikes and spike times."""
+    if refractory:  # v is exactly v_reset while clamped
+        v_new = jnp.where(ref_left > 0., c.v_reset, v_new)
     return AdExState(
         v=_clamp_v(v_new, c), w=_clamp_w(w_new), ref_left=ref_left, s=crossed.astype(state.v.dtype),
         tols=jnp.where(crossed, t, state.tols),
@@ -397,7 +403,7 @@ def _advance_euler(state, j, t, dt, c, refractory, track_times):
     # linear interpolation, used where crossed (then v1 > v)
     crossing = lambda: (t - dt) + r_a + jnp.clip((c.v_spike - v) / (v1 - v), 0., 1.) * h_free
     return _finish(state, crossed, jnp.where(crossed, c.v_reset, v1), jnp.where(crossed, w1 + c.b, w1),
-                   ref_left, t, crossing, c, track_times)
+                   ref_left, t, crossing, c, track_times, refractory)
 
 
 def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory: bool,
@@ -436,6 +442,7 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
     if method == "precise":
         P, q = to_pq(v, w, c)
         P1, q1, crossed, theta, q_cross = _flight_pq(P, q, c.v_rest + c.resist_m * j, h_free, c)
+        crossed = crossed & (h_free > 0.)  # a reset beyond the capped peak must not fire while clamped
         w_cross = q_cross + c.kappa * c.psi_peak
     else:
         v1, w1, crossed, theta, w_cross = _flight_vw(v, w, j, h_free, c, method)
@@ -459,11 +466,12 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
         v_new = jnp.where(crossed & (h_d <= 0.), c.v_reset, v_new)
     else:
         remainder = lambda w0, hd, jj, cc: _flight_vw(cc.v_reset, w0, jj, hd, cc, method)[:2]
-        v_r, w_r2 = _where_spiking(crossed, remainder, (w_r, h_d, j), c)
+        v_r, w_r2 = _where_spiking(crossed, remainder, (w_r, h_d, j), c, compact=method == "rk4")
         v_new = jnp.where(crossed, jnp.where(h_d > 0., v_r, c.v_reset), v1)
         w_new = jnp.where(crossed, jnp.where(h_d > 0., w_r2, w_r), w1)
     left_after_spike = jnp.maximum(c.refract_time - rest, 0.)
 
     if refractory:
         ref_left = jnp.where(crossed, left_after_spike, jnp.maximum(ref_left - h, 0.))
-    return _finish(state, crossed, v_new, w_new, ref_left, t, lambda: (t - dt) + t_cross, c, track_times)
+    return _finish(state, crossed, v_new, w_new, ref_left, t, lambda: (t - dt) + t_cross, c, track_times,
+                   refractory)

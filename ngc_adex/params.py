@@ -32,11 +32,12 @@ def _check_count(name, value):
 
 
 def _as_array(name, value, shape):
-    if isinstance(value, (str, bytes)) or value is None:
+    raw = np.asarray(value) if not isinstance(value, (str, bytes)) and value is not None else None
+    if raw is None or raw.dtype.kind not in "iuf":  # no strings, bools, None or objects
         raise ValueError(f"{name} must be a finite number or an array of numbers broadcastable to "
                          f"{shape}, got {value!r}")
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        arr = raw.astype(np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a finite number or an array of numbers broadcastable to "
                          f"{shape}, got {value!r}") from None

@@ -20,6 +20,7 @@ SCRIPTS = {
     "04_ei_circuit.py": ["04_ei_circuit.png"],
     "05_stdp.py": ["05_stdp.png"],
     "06_modules_save_load.py": ["06_modules_save_load.png"],
+    "07_sharded_population.py": [],  # prints throughput and checks; no figure
 }
 TIMEOUT = 600  # s, for all of them together
 

@@ -407,8 +407,6 @@ def test_integrator_spellings_accepted(value):
 
 @pytest.mark.parametrize("what,value", [("a list of strings", ["15", "15", "15"]),
                                         ("a bool", True), ("a numpy string array", np.array(["15"]))])
-@pytest.mark.xfail(strict=True, reason="validation hole reported to the lead: params._as_array converts "
-                                       "strings inside lists/arrays and bools to float")
 def test_non_numeric_elements_raise(what, value):
     with pytest.raises(ValueError, match="tau_m"):
         _construct(n_units=3, tau_m=value)
