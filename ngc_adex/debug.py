@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jax.experimental import checkify
 
 from . import dynamics
-from .simulate import SimulationResult
+from .simulate import SimulationResult, _current_at, _input, _n_steps
 
 __all__ = ["CheckedSimulationError", "checked_simulate"]
 
@@ -75,27 +75,6 @@ def _check_all(ok, values, what, t, step, n_units):
                    batch=first // n_units, unit=first % n_units, value=values.reshape(-1)[first])
 
 
-def _check_current_shape(j, shape):
-    j_shape = tuple(np.shape(j))
-    try:
-        ok = np.broadcast_shapes(j_shape, shape) == tuple(shape)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"input current j has shape {j_shape}; expected (batch_size, n_units) = {tuple(shape)} "
-                         f"or a shape that broadcasts to it (e.g. a scalar or (n_units,))")
-
-
-def _input(current, n_steps, dtype):
-    """(kind, value): a function of t ("fn"), one value per step ("series"), or a constant."""
-    if callable(current):
-        return "fn", current
-    arr = jnp.asarray(current, dtype=dtype)
-    if arr.ndim >= 1 and arr.shape[0] == n_steps and n_steps > 1:
-        return "series", arr
-    return "const", arr
-
-
 def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
     """Simulates ``cell`` like :func:`ngc_adex.simulate.simulate` (same steps,
     same spikes), checking every step; see the module docstring.
@@ -127,11 +106,7 @@ def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
         ValueError: for a bad duration or dt, or an input current whose shape
             does not broadcast to (batch_size, n_units)
     """
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number > 0 ms, got {dt!r}")
-    if not (np.isfinite(duration) and duration > 0):
-        raise ValueError(f"duration must be a finite number > 0 ms, got {duration!r}")
-    n_steps = max(1, int(round(duration / dt)))
+    n_steps = _n_steps(duration, dt)
     shape = (cell.batch_size, cell.n_units)
     n_neurons = shape[0] * shape[1]
     n_units = cell.n_units
@@ -139,7 +114,8 @@ def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
     precise = getattr(cell, "precise_times", True)  # else spikes carry their grid time, as in simulate
     state = dynamics.AdExState(*(getattr(cell, name).get() for name in dynamics.AdExState._fields))
     dtype = state.v.dtype
-    kind, value = _input(current, n_steps, dtype)
+    kind, fn, value = _input(current, n_steps)
+    value = None if value is None else jnp.asarray(value, dtype)
     v_spike = jnp.asarray(np.broadcast_to(dynamics.spike_potential(
         cell.params.v_sharpness, cell.params.intrinsic_mem_thr, cell.params.thr), shape), dtype=dtype)
     chunk = int(max(1, min(chunk_steps, n_steps, (2 ** 25) // max(n_neurons, 1))))
@@ -147,8 +123,8 @@ def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
     def body(state, x, aux):
         i, t = x
         const, dt_ = aux
-        j = value(t) if kind == "fn" else const[i] if kind == "series" else const
-        _check_current_shape(j, shape)  # at trace time
+        j = _current_at(kind, fn, t, const[i] if kind == "series" else None, const)
+        dynamics.check_current_shape(j, shape)  # at trace time
         step_no = (i + 1).astype(jnp.int32)
         j_full = jnp.broadcast_to(jnp.asarray(j, dtype=dtype), shape)
         _check_all(jnp.isfinite(j_full), j_full, CHECKS[0], t, step_no, n_units)
