@@ -32,15 +32,17 @@ def _check_count(name, value):
 
 
 def _as_array(name, value, shape):
-    raw = np.asarray(value) if not isinstance(value, (str, bytes)) and value is not None else None
-    if raw is None or raw.dtype.kind not in "iuf":  # no strings, bools, None or objects
-        raise ValueError(f"{name} must be a finite number or an array of numbers broadcastable to "
-                         f"{shape}, got {value!r}")
+    bad = ValueError(f"{name} must be a finite number or an array of numbers broadcastable to {shape}, "
+                     f"got {value!r}")
+    if isinstance(value, (str, bytes)) or value is None:
+        raise bad
     try:
-        arr = raw.astype(np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number or an array of numbers broadcastable to "
-                         f"{shape}, got {value!r}") from None
+        raw = np.asarray(value)
+    except (TypeError, ValueError):  # e.g. ragged nested lists
+        raise bad from None
+    if raw.dtype.kind not in "iuf":  # no strings, bools or objects
+        raise bad
+    arr = raw.astype(np.float64)
     try:
         np.broadcast_to(arr, shape)
     except ValueError:
