@@ -232,12 +232,6 @@ def _axpy(x, h, k):
     return tuple(xi + h * ki for xi, ki in zip(x, k))
 
 
-def step_euler(f, x, h):
-    """Forward Euler: ``x + h f(x)``. Returns (x1, stages)."""
-    k1 = f(x)
-    return _axpy(x, h, k1), (k1,)
-
-
 def step_midpoint(f, x, h):
     """Explicit midpoint (RK2). Returns (x1, stages)."""
     k1 = f(x)
@@ -268,7 +262,7 @@ def rk4_dense(x0, ks, h, theta, i):
     return value, slope
 
 
-_STEPPERS = {"euler": step_euler, "midpoint": step_midpoint, "rk4": step_rk4, "precise": step_rk4}
+_STEPPERS = {"midpoint": step_midpoint, "rk4": step_rk4}  # Runge-Kutta in (v, w)
 
 
 def _safe_ratio(num, den):
