@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+import jax
 import jax.numpy as jnp
 from ngclearn import Context
 
@@ -49,3 +50,17 @@ def spike_errors(times, ref, first=None):
 def naud_reference():
     from reference import spike_times
     return {n: spike_times(preset(n), 500.) for n in NAUD}
+
+
+def settled_state(state):
+    """The state with every leaf a strongly typed jax array.  ngc-learn leaves some compartments as Python
+    floats (DenseSynapse.biases) or makes them weak-typed when stepped (LIFCell.s); either changes the
+    signature of the compiled process after the first run, and jax would compile it all over again."""
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, (float, int, np.ndarray, np.generic)) and not isinstance(value, bool):
+            value = jnp.asarray(value)
+        if isinstance(value, jax.Array) and value.weak_type:
+            value = jnp.asarray(value, dtype=value.dtype)
+        out[key] = value
+    return out

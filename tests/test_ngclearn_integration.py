@@ -17,6 +17,8 @@ from ngclearn.components.neurons.spiking.adExCell import AdExCell as NgcAdExCell
 from ngclearn.utils.distribution_generator import DistributionGenerator as DG
 from ngcsimlib.global_state import stateManager
 
+from conftest import settled_state
+
 import ngc_adex
 
 DT = 0.1
@@ -32,25 +34,11 @@ def _rows(process, n_steps, dt=DT, first=0):
     return jnp.asarray(process.pack_rows(n_steps, t=lambda i: (first + i + 1) * dt, dt=dt))
 
 
-def _settled(state):
-    """The state with every leaf a strongly typed jax array.  ngc-learn leaves some compartments as Python
-    floats (DenseSynapse.biases) or makes them weak-typed when stepped (LIFCell.s); either changes the
-    signature of the compiled process after the first step, and jax would compile it all over again."""
-    out = {}
-    for key, value in state.items():
-        if isinstance(value, (float, int, np.ndarray, np.generic)) and not isinstance(value, bool):
-            value = jnp.asarray(value)
-        if isinstance(value, jax.Array) and value.weak_type:
-            value = jnp.asarray(value, dtype=value.dtype)
-        out[key] = value
-    return out
-
-
 def _scan(process, n_steps, dt=DT):
     """Scans the process from the live global state, writes the final state back, returns the
     watched values as numpy arrays (n_steps, batch, units)."""
     final, watched = process.scan(_rows(process, n_steps, dt))
-    stateManager.set_state(_settled(final))
+    stateManager.set_state(settled_state(final))
     return [np.asarray(w) for w in watched]
 
 
@@ -70,8 +58,8 @@ def _scan_driven(process, comp, drive, dt=DT):
 
         _DRIVEN[key] = (process, jax.jit(lambda state, xs: jax.lax.scan(body, state, xs)))
     rows = _rows(process, len(drive), dt)
-    final, watched = _DRIVEN[key][1](_settled(stateManager.state), (jnp.asarray(drive), rows))
-    stateManager.set_state(_settled(final))
+    final, watched = _DRIVEN[key][1](settled_state(stateManager.state), (jnp.asarray(drive), rows))
+    stateManager.set_state(settled_state(final))
     return [np.asarray(w) for w in watched]
 
 
@@ -246,13 +234,13 @@ def circuit():
     reset.run()
     _const(exc.inputs, np.ones((1, N)))
     _const(inh.inputs, np.full((1, N), 0.4))
-    stateManager.set_state(_settled(stateManager.state))
+    stateManager.set_state(settled_state(stateManager.state))
     start = dict(stateManager.state)
 
     stepped, adex_j = [], []
     for i in range(T_CIRC):
         _, watched = advance.run(t=(i + 1) * DT_CIRC, dt=DT_CIRC)
-        stateManager.set_state(_settled(stateManager.state))
+        stateManager.set_state(settled_state(stateManager.state))
         stepped.append([np.asarray(w) for w in watched])
         adex_j.append(np.asarray(adex.j.get()))
     stepped = {name: np.stack([row[i] for row in stepped]) for i, name in enumerate(CIRC_WATCH)}
@@ -381,7 +369,7 @@ def test_trace_stdp_learns_from_adex_spikes():
         advance.watch(pre.outputs, post.s, syn.weights)
     reset.run()
     _const(post.j, np.full((1, N), J_POST))
-    stateManager.set_state(_settled(stateManager.state))
+    stateManager.set_state(settled_state(stateManager.state))
     start = dict(stateManager.state)
 
     # probe: with silent pre neurons, when does the AdEx fire? (the synapse does not feed it back)

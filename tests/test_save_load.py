@@ -24,6 +24,8 @@ from ngclearn.utils.distribution_generator import DistributionGenerator as DG
 from ngcsimlib.context import contextManager
 from ngcsimlib.global_state import stateManager
 
+from conftest import settled_state
+
 import ngc_adex
 
 N = 8                      # every synapse is N x N (new DenseSynapse shapes cost seconds of compilation)
@@ -114,24 +116,10 @@ def build(ctx_name):
     return ctx
 
 
-def _settled(state):
-    """The state with every leaf a strongly typed jax array.  ngc-learn leaves some compartments as Python
-    floats (DenseSynapse.biases) or makes them weak-typed when stepped (LIFCell.s); either changes the
-    signature of the compiled process after the first scan, and jax would compile it all over again."""
-    out = {}
-    for key, value in state.items():
-        if isinstance(value, (float, int, np.ndarray, np.generic)) and not isinstance(value, bool):
-            value = jnp.asarray(value)
-        if isinstance(value, jax.Array) and value.weak_type:
-            value = jnp.asarray(value, dtype=value.dtype)
-        out[key] = value
-    return out
-
-
 def _scan(process, first):
     rows = jnp.asarray(process.pack_rows(N_STEPS, t=lambda i: (first + i + 1) * DT, dt=DT))
     final, watched = process.scan(rows)
-    stateManager.set_state(_settled(final))
+    stateManager.set_state(settled_state(final))
     return [np.asarray(w) for w in watched]
 
 
@@ -154,7 +142,7 @@ def saved(tmp_path_factory):
     reset.run()
     inp = ctx.get_components("inp")
     inp.inputs.set(jnp.ones((1, N), dtype=inp.inputs.get().dtype))
-    stateManager.set_state(_settled(stateManager.state))
+    stateManager.set_state(settled_state(stateManager.state))
 
     first = _scan(advance, 0)
     at_save = _compartments(ctx)
