@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jax.experimental import checkify
 
 from . import dynamics
-from .simulate import SimulationResult, _current_at, _input, _n_steps
+from .simulate import _current_at, _finish_run, _input, _n_steps
 
 __all__ = ["CheckedSimulationError", "checked_simulate"]
 
@@ -149,10 +149,4 @@ def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
         steps, neuron = np.nonzero(~np.isnan(out))
         times.append(out[steps, neuron])
         index.append(neuron)
-    for name in dynamics.AdExState._fields:
-        getattr(cell, name).set(getattr(state, name))
-    return SimulationResult(
-        t=t0 + dt * np.arange(1, n_steps + 1),
-        spike_times=np.concatenate(times) if times else np.zeros(0),
-        spike_index=np.concatenate(index).astype(np.int64) if index else np.zeros(0, dtype=np.int64),
-        traces={}, n_neurons=n_neurons)
+    return _finish_run(cell, state, t0, dt, n_steps, times, index, {})

@@ -206,14 +206,19 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
            rec_idx, jnp.asarray(dt, dtype))
     series = (jnp.asarray(value, dtype),) if kind == "series" else ()
     state = _run_chunks(scan, state, aux, series, n_steps, dt, t0, chunk, progress, sink)
+    return _finish_run(cell, state, t0, dt, n_steps, times, index,
+                       {name: np.concatenate(traces[name]) for name in record})
+
+
+def _finish_run(cell, state, t0, dt, n_steps, times, index, traces):
+    """Writes the final state back to the cell's compartments and assembles the result."""
     for name in dynamics.AdExState._fields:
         getattr(cell, name).set(getattr(state, name))
     return SimulationResult(
         t=t0 + dt * np.arange(1, n_steps + 1),
         spike_times=np.concatenate(times) if times else np.zeros(0),
         spike_index=np.concatenate(index).astype(np.int64) if index else np.zeros(0, dtype=np.int64),
-        traces={name: np.concatenate(traces[name]) for name in record},
-        n_neurons=n_neurons)
+        traces=traces, n_neurons=cell.batch_size * cell.n_units)
 
 
 def simulate_process(process, duration, dt, inputs=(), t0=0.,
