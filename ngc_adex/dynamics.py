@@ -96,6 +96,7 @@ class Coefficients(NamedTuple):
     psi_peak: jnp.ndarray     # psi(m) at the spike
     p_reset: jnp.ndarray      # P at v_reset
     psi_reset: jnp.ndarray    # psi(m) at v_reset
+    theta_scale: jnp.ndarray  # max(1, |v_spike|): crossing fractions are packed above v_spike
 
 
 class AdExState(NamedTuple):
@@ -149,6 +150,7 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
         psi_peak=_psi_of_log(m_peak, log_m_peak),
         p_reset=np.where(m_reset < 1., delta * m_reset, p_below_reset),
         psi_reset=_psi_of_log(m_reset, log_m_reset),
+        theta_scale=np.maximum(1., np.abs(v_spike)),
     )
     return Coefficients(**{k: (jnp.asarray(v) if np.asarray(v).dtype == bool else jnp.asarray(v, dtype=dtype))
                            for k, v in out.items()})
@@ -165,21 +167,38 @@ def _clamp_w(w):
     return jnp.clip(w, -STATE_BOUND, STATE_BOUND)
 
 
-def vw_field(v, w, j, c: Coefficients, clamp=True):
-    """(dv/dt, dw/dt) in ms^-1 at state (v, w) under input current ``j``.
+def fast_exp(x):
+    """exp(x) for the Runge-Kutta fields, x <= EXP_CAP.
 
-    The exponent is capped at ``EXP_CAP``. With ``clamp`` v is also clamped to
-    the spike potential (NEST's min(V, V_peak)) and w to a finite box, so any
-    stage value of a Runge-Kutta step gives a finite field; the Euler step's
-    inputs already satisfy these bounds. Wherever ngc-learn's cell stays
-    finite the result equals its expression bit for bit."""
-    if clamp:
-        v = _clamp_v(v, c)
-        w = _clamp_w(w)
-    x = jnp.minimum((v - c.v_t) / c.delta_safe, EXP_CAP)
-    exp_term = jnp.where(c.has_exp, c.delta * jnp.exp(x), 0.)
-    dv = (-(v - c.v_rest) + exp_term - c.resist_m * w + c.resist_m * j) * c.inv_tau_m
-    dw = (-w + (v - c.v_rest) * c.a) * c.inv_tau_w
+    In float32 a Cody-Waite reduction and a degree-5 polynomial (Cephes'
+    expf; at most 1.4 ulp from the correctly rounded value on [-87, 60]),
+    which XLA:CPU fuses into the surrounding arithmetic instead of
+    materializing it like its own exp; below -87 it returns ~1e-38 instead of
+    0 or a subnormal. Other dtypes use ``jnp.exp``."""
+    if jnp.result_type(x) != jnp.float32:
+        return jnp.exp(x)
+    x = jnp.maximum(x, -87.)
+    n = jnp.floor(x * 1.4426950408889634 + 0.5)
+    r = x - n * 0.693359375 + n * 2.12194440e-4  # x - n ln2 in two parts
+    p = 1.9875691500e-4
+    for coef in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
+        p = p * r + coef
+    scale = jax.lax.bitcast_convert_type((n.astype(jnp.int32) + 127) << 23, jnp.float32)  # 2^n
+    return (p * (r * r) + r + 1.) * scale
+
+
+def vw_field(v, w, drive, c: Coefficients):
+    """(dv/dt, dw/dt) in ms^-1 at state (v, w) under ``drive = v_rest +
+    resist_m j`` (mV), for the Runge-Kutta integrators.
+
+    v is clamped to the spike potential (NEST's min(V, V_peak)) and to a
+    finite floor, w to a finite box and the exponent to ``EXP_CAP``, so any
+    stage value of a Runge-Kutta step gives a finite field."""
+    v = _clamp_v(v, c)
+    w = _clamp_w(w)
+    exp_term = c.delta * fast_exp(jnp.minimum((v - c.v_t) * c.inv_delta, EXP_CAP))
+    dv = (drive - v + exp_term - c.resist_m * w) * c.inv_tau_m
+    dw = (c.a * (v - c.v_rest) - w) * c.inv_tau_w
     return dv, dw
 
 
@@ -200,7 +219,7 @@ def to_pq(v, w, c: Coefficients):
     """(v, w) -> transformed (P, q)."""
     v = _clamp_v(v, c)
     log_m = jnp.where(c.has_exp, -jnp.maximum(v - c.v_t, 0.) * c.inv_delta, 0.)
-    m = jnp.exp(log_m)
+    m = fast_exp(log_m)
     P = jnp.where(log_m < 0., c.delta * m, c.v_t + c.delta - v)
     return P, w - c.kappa * _psi_of_log(m, log_m)
 
@@ -219,7 +238,7 @@ def pq_field(P, q, drive, c: Coefficients):
     m_log_m = m * log_m
     w = _clamp_w(q + c.kappa * (m_log_m - m + 1.))
     g = drive - v - c.resist_m * w
-    exp_term = jnp.where(c.has_exp, c.delta * jnp.exp(jnp.minimum(1. - P * c.inv_delta, 0.)), 0.)
+    exp_term = c.delta * fast_exp(jnp.minimum(1. - P * c.inv_delta, 0.))
     dP = -(m * g + exp_term) * c.inv_tau_m
     dq = (c.a * (below + m_log_m * g) + c.a_gap - w) * c.inv_tau_w
     return dP, dq
@@ -276,15 +295,27 @@ def _safe_ratio(num, den):
 def _flight_vw(v, w, j, h, c, method):
     """Integrates (v, w) over h; returns (v1, w1, crossed, theta, w_cross)."""
     x0 = (v, w)
-    (v1, w1), ks = _STEPPERS[method](lambda x: vw_field(x[0], x[1], j, c), x0, h)
+    drive = c.v_rest + c.resist_m * j
+    (v1, w1), ks = _STEPPERS[method](lambda x: vw_field(x[0], x[1], drive, c), x0, h)
     crossed = v1 > c.v_spike
-    theta = jnp.clip(_safe_ratio(c.v_spike - v, v1 - v), 0., 1.)
+    # used where crossed, where v1 > v_spike >= v
+    theta = jnp.clip((c.v_spike - v) / (v1 - v), 0., 1.)
     w_cross = w + theta * (_clamp_w(w1) - w)
-    if method == "rk4":  # without the exponential term v is smooth: its cubic locates the crossing
+    has_exp = _static(c.has_exp)
+    if method == "rk4" and (has_exp is None or not has_exp.all()):
+        # without the exponential term v is smooth: its cubic locates the crossing
         theta_if, w_if = _locate_crossing(x0, ks, h, c.v_spike - v, v1 - v, c.v_spike)
         theta = jnp.where(c.has_exp, theta, theta_if)
         w_cross = jnp.where(c.has_exp, w_cross, w_if)
     return jnp.maximum(v1, -STATE_BOUND), _clamp_w(w1), crossed, theta, w_cross
+
+
+def _static(x):
+    """``x`` as a NumPy array when it is known at trace time, else None."""
+    try:
+        return np.asarray(x)
+    except jax.errors.TracerArrayConversionError:
+        return None
 
 
 def _locate_crossing(x0, ks, h, gap0, gap1, level):
@@ -307,41 +338,6 @@ def _flight_pq(P, q, drive, h, c):
     return P1, q1, P1 < c.p_peak, theta, q_cross
 
 
-#: populations up to this size integrate the post-spike remainder for every neuron
-COMPACT_MIN = 4096
-#: larger ones gather at most this fraction of neurons spiking in one step
-COMPACT_FRACTION = 1. / 16.
-
-
-def _where_spiking(spiking, fn, args, c, compact=True):
-    """``fn(*args, c)`` (elementwise, returns a tuple) where it is needed: only
-    on the neurons that spike in this step. Large populations gather them into
-    a buffer of fixed size (so the step keeps a static shape and a bounded
-    cost) and fall back to the whole population on the rare steps in which
-    more neurons spike than the buffer holds (``compact=False``: always the
-    whole population, for fields cheaper than the gather). Values elsewhere
-    are unspecified."""
-    shape = spiking.shape
-    n = spiking.size
-    args = tuple(jnp.broadcast_to(a, shape) for a in args)
-    if n <= COMPACT_MIN or not compact:
-        return fn(*args, c)
-    capacity = int(n * COMPACT_FRACTION)
-
-    def gathered(_):
-        # indices of the first `capacity` spiking neurons (n pads); cheaper than jnp.nonzero on CPU
-        flat = spiking.reshape(-1)
-        slot = jax.lax.associative_scan(jnp.add, flat.astype(jnp.int32)) - 1
-        slot = jnp.where(flat & (slot < capacity), slot, capacity)
-        idx = jnp.full(capacity + 1, n, jnp.int32).at[slot].set(jnp.arange(n, dtype=jnp.int32))[:capacity]
-        take = lambda x: jnp.broadcast_to(x, shape).reshape(-1).at[idx].get(mode="fill", fill_value=0)
-        sub = Coefficients(*(x if jnp.ndim(x) == 0 else take(x) for x in c))
-        out = fn(*(take(a) for a in args), sub)
-        return tuple(jnp.zeros(n, o.dtype).at[idx].set(o, mode="drop").reshape(shape) for o in out)
-
-    return jax.lax.cond(jnp.sum(spiking) <= capacity, gathered, lambda _: fn(*args, c), None)
-
-
 def check_current_shape(j, shape):
     """Raises (at trace time) unless ``j`` broadcasts to ``shape`` without
     enlarging it, so a transposed or mis-sized current never broadcasts silently."""
@@ -360,49 +356,104 @@ def _relax_w(w, r, c):
     return c.w_refract + (w - c.w_refract) * jnp.exp(-r * c.inv_tau_w)
 
 
-def _serve_refractory(v, w, ref_left, h, c):
-    """Serves what is left of a refractory period at the start of a step:
-    returns (clamped time, v, w, free time)."""
-    r_a = jnp.minimum(ref_left, h)
-    return r_a, jnp.where(r_a > 0., c.v_reset, v), _relax_w(w, r_a, c), h - r_a
+def _blend(s, a, b):
+    """``a`` where ``s == 1``, ``b`` where ``s == 0`` (``s`` a 0./1. array),
+    exact for finite ``a`` and ``b``. XLA:CPU runs this arithmetic form
+    markedly faster than ``jnp.where`` in the memory-bound output loops,
+    and it is ngc-learn's own spelling of the reset."""
+    return a * s + b * (1. - s)
 
 
-def _finish(state, crossed, v_new, w_new, ref_left, t, t_cross_time, c, track_times, refractory):
-    """The state at t: clamped potentials, spikes and spike times."""
-    if refractory:  # v is exactly v_reset while clamped
-        v_new = jnp.where(ref_left > 0., c.v_reset, v_new)
-    return AdExState(
-        v=_clamp_v(v_new, c), w=_clamp_w(w_new), ref_left=ref_left, s=crossed.astype(state.v.dtype),
-        tols=jnp.where(crossed, t, state.tols),
-        t_spike=jnp.where(crossed, t_cross_time(), state.t_spike) if track_times else state.t_spike)
+def _spikes_and_times(state, s, t, crossing_time, track_times):
+    """(s, tols, t_spike) at t from the 0./1. spike array ``s``."""
+    tols = (1. - s) * state.tols + s * t
+    t_spike = _blend(s, crossing_time(), state.t_spike) if track_times else state.t_spike
+    return s, tols, t_spike
 
 
 def _advance_euler(state, j, t, dt, c, refractory, track_times):
-    """ngc-learn's forward Euler step, the reset at the end of the step. Its
-    inputs already satisfy the state bounds, so the field needs no clamps and
-    the arithmetic is ngc-learn's, operation for operation."""
+    """ngc-learn's forward Euler step, the reset at the end of the step,
+    bit for bit wherever ngc-learn's cell stays finite."""
     v, w, ref_left = state.v, state.w, state.ref_left
     if refractory:
-        h = jnp.zeros_like(v) + dt
-        r_a, v, w, h_free = _serve_refractory(v, w, ref_left, h, c)
+        r_a = jnp.minimum(ref_left, dt)
+        v, w, h_free = jnp.where(r_a > 0., c.v_reset, v), _relax_w(w, r_a, c), dt - r_a
         j = jnp.where(h_free > 0., j, 0.)  # a neuron clamped for the whole step ignores its input
     else:
         r_a, h_free = 0., dt
-    dv, dw = vw_field(v, w, j, c, clamp=False)
-    v1 = jnp.maximum(v + dv * h_free, -STATE_BOUND)
-    w1 = w + dw * h_free
-    crossed = v1 > c.v_spike
+    # ngc-learn's expression, operation for operation (the state is within bounds, x <= the cap)
+    exp_term = c.delta * jnp.exp(jnp.minimum((v - c.v_t) / c.delta_safe, EXP_CAP))
+    dv = (-(v - c.v_rest) + exp_term - c.resist_m * w + c.resist_m * j) * c.inv_tau_m
+    dw = (-w + (v - c.v_rest) * c.a) * c.inv_tau_w
+    v1 = jnp.clip(v + dv * h_free, -STATE_BOUND, STATE_BOUND)  # finite, for the arithmetic reset below
+    w1 = _clamp_w(w + dw * h_free)
+    s = (v1 > c.v_spike).astype(v.dtype)
     if refractory:
-        ref_left = jnp.where(crossed, c.refract_time, jnp.maximum(ref_left - dt, 0.))
-    # linear interpolation, used where crossed (then v1 > v)
-    crossing = lambda: (t - dt) + r_a + jnp.clip((c.v_spike - v) / (v1 - v), 0., 1.) * h_free
-    return _finish(state, crossed, jnp.where(crossed, c.v_reset, v1), jnp.where(crossed, w1 + c.b, w1),
-                   ref_left, t, crossing, c, track_times, refractory)
+        ref_left = _blend(s, c.refract_time, jnp.maximum(ref_left - dt, 0.))
+        v1 = jnp.where(ref_left > 0., c.v_reset, v1)  # exactly v_reset while clamped
+    # linear interpolation where s = 1 (then v1 > v); the denominator is 1 elsewhere
+    crossing = lambda: (t - dt) + r_a + jnp.clip((c.v_spike - v) / _blend(s, v1 - v, 1.), 0., 1.) * h_free
+    s, tols, t_spike = _spikes_and_times(state, s, t, crossing, track_times)
+    return AdExState(v=_blend(s, c.v_reset, v1), w=_clamp_w(_blend(s, w1 + c.b, w1)),
+                     ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
+
+
+def _flight(v, w, j, off, dt, c, method, refractory):
+    """The free flight of every neuron over its share of the step (everything
+    but the bookkeeping): returns ``(v1, w1)`` at the end of the step, or,
+    where the neuron crossed, ``(encoded crossing fraction, w after the reset)``,
+    packed as one complex array (see :func:`_packed_flight`)."""
+    j = jnp.clip(j, -STATE_BOUND, STATE_BOUND)
+    if refractory:
+        r_a = jnp.clip(off, 0., dt)
+        v, w = jnp.where(r_a > 0., c.v_reset, v), _relax_w(w, r_a, c)
+    h = jnp.maximum(dt - off, 0.)  # longer than dt after a spike in the previous step
+    if method == "precise":
+        P, q = to_pq(v, w, c)
+        P1, q1, crossed, theta, q_cross = _flight_pq(P, q, c.v_rest + c.resist_m * j, h, c)
+        crossed = crossed & (h > 0.)  # a reset beyond the capped peak must not fire while clamped
+        v1, w1 = from_pq(P1, q1, c)
+        w_cross = q_cross + c.kappa * c.psi_peak
+    else:
+        v1, w1, crossed, theta, w_cross = _flight_vw(v, w, j, h, c, method)
+    w_r = w_cross + c.b
+    if refractory:
+        w_r = _relax_w(w_r, jnp.minimum(c.refract_time, dt - (off + theta * h)), c)
+    return jax.lax.complex(jnp.where(crossed, _encode_theta(theta, c), v1), jnp.where(crossed, _clamp_w(w_r), w1))
+
+
+def _encode_theta(theta, c):
+    # above v_spike, so a crossing is told from a potential; relative resolution ~1e-7 of the step
+    return c.v_spike + (1. + theta) * c.theta_scale
+
+
+def _packed_flight(v, w, j, off, dt, c, method, refractory):
+    """:func:`_flight` with its result materialized once.
+
+    Its many outputs all derive from the same Runge-Kutta stages; XLA:CPU
+    cannot fuse a loop with several outputs, so it would re-derive the stages
+    in every consumer. Packing (v, w) into one complex array gives the flight a
+    single output, and computing it in a branch of a conditional (both branches
+    the same) makes XLA keep that array instead of fusing it into each consumer.
+    Other backends fuse multi-output loops themselves and take the plain path."""
+    args = tuple(jnp.broadcast_to(x, v.shape) for x in (v, w, j, off))
+    fn = lambda v_, w_, j_, o_: _flight(v_, w_, j_, o_, dt, c, method, refractory)
+    if jax.default_backend() != "cpu":
+        return fn(*args)
+    return jax.lax.cond(jnp.isfinite(dt), fn, fn, *args)
 
 
 def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory: bool,
             track_times: bool = True) -> AdExState:
     """Advances every neuron from ``t - dt`` to ``t``.
+
+    For every integrator but "euler" a neuron's state starts at
+    ``t - dt + ref_left``: later while it is refractory (``ref_left > 0``, v
+    held at v_reset, w relaxing in closed form), earlier (``ref_left < 0``)
+    when it spiked in the previous step. A spike resets the neuron at the
+    crossing and the flight ends there: the rest of the step is integrated,
+    at full accuracy, by the next step's flight (``ref_left = -rest``), so a
+    step costs one flight whether or not the neuron spikes.
 
     Args:
         state: :class:`AdExState` at time ``t - dt``
@@ -423,49 +474,25 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
             (static; costs memory traffic that matters only for "euler")
 
     Returns:
-        the :class:`AdExState` at time ``t``; at most one spike per neuron and step
+        the :class:`AdExState` at time ``t`` (at the crossing for a neuron that
+        spiked in the step); at most one spike per neuron and step
     """
-    v, w, ref_left = state.v, state.w, state.ref_left
-    check_current_shape(j, v.shape)
+    check_current_shape(j, state.v.shape)
     if method == "euler":
         return _advance_euler(state, j, t, dt, c, refractory, track_times)
-    j = jnp.clip(j, -STATE_BOUND, STATE_BOUND)
-    h = jnp.zeros_like(v) + dt
-    r_a, v, w, h_free = _serve_refractory(v, w, ref_left, h, c) if refractory else (0., v, w, h)
-
-    if method == "precise":
-        P, q = to_pq(v, w, c)
-        P1, q1, crossed, theta, q_cross = _flight_pq(P, q, c.v_rest + c.resist_m * j, h_free, c)
-        crossed = crossed & (h_free > 0.)  # a reset beyond the capped peak must not fire while clamped
-        w_cross = q_cross + c.kappa * c.psi_peak
-    else:
-        v1, w1, crossed, theta, w_cross = _flight_vw(v, w, j, h_free, c, method)
-    t_cross = r_a + theta * h_free  # offset of the crossing from the step start
-
-    # reset at the crossing, then integrate what is left of the step
-    rest = h - t_cross
-    w_r = w_cross + c.b
+    off = state.ref_left
+    packed = _packed_flight(state.v, state.w, j, off, dt, c, method, refractory)
+    v1, w1 = jnp.real(packed), jnp.imag(packed)
+    s = (v1 > c.v_spike).astype(v1.dtype)
+    # the crossing, from the step start (negative when the flight began in the previous step)
+    t_cross = off + ((v1 - c.v_spike) / c.theta_scale - 1.) * jnp.maximum(dt - off, 0.)
+    rest = dt - t_cross
     if refractory:
-        r_c = jnp.minimum(c.refract_time, rest)
-        w_r = _relax_w(w_r, r_c, c)
-        h_d = rest - r_c
+        off_new = _blend(s, c.refract_time - rest, jnp.maximum(off - dt, 0.))
     else:
-        h_d = rest
-    h_d = jnp.where(crossed, h_d, 0.)
-    if method == "precise":
-        remainder = lambda w0, hd, jj, cc: _flight_pq(cc.p_reset, w0 - cc.kappa * cc.psi_reset,
-                                                      cc.v_rest + cc.resist_m * jj, hd, cc)[:2]
-        P_r, q_r = _where_spiking(crossed, remainder, (w_r, h_d, j), c)
-        v_new, w_new = from_pq(jnp.where(crossed, P_r, P1), jnp.where(crossed, q_r, q1), c)
-        v_new = jnp.where(crossed & (h_d <= 0.), c.v_reset, v_new)
-    else:
-        remainder = lambda w0, hd, jj, cc: _flight_vw(cc.v_reset, w0, jj, hd, cc, method)[:2]
-        v_r, w_r2 = _where_spiking(crossed, remainder, (w_r, h_d, j), c, compact=method == "rk4")
-        v_new = jnp.where(crossed, jnp.where(h_d > 0., v_r, c.v_reset), v1)
-        w_new = jnp.where(crossed, jnp.where(h_d > 0., w_r2, w_r), w1)
-    left_after_spike = jnp.maximum(c.refract_time - rest, 0.)
-
-    if refractory:
-        ref_left = jnp.where(crossed, left_after_spike, jnp.maximum(ref_left - h, 0.))
-    return _finish(state, crossed, v_new, w_new, ref_left, t, lambda: (t - dt) + t_cross, c, track_times,
-                   refractory)
+        off_new = -rest * s
+    # more than one spike per step cannot be emitted: a neuron firing faster drops the excess lag
+    off_new = jnp.maximum(off_new, -dt)
+    s, tols, t_spike = _spikes_and_times(state, s, t, lambda: (t - dt) + t_cross, track_times)
+    reset = jnp.maximum(s, (off_new > 0.).astype(s.dtype)) if refractory else s  # v exactly v_reset while clamped
+    return AdExState(v=_blend(reset, c.v_reset, v1), w=w1, ref_left=off_new, s=s, tols=tols, t_spike=t_spike)
