@@ -12,10 +12,12 @@ thin shell around :func:`advance`. Units follow ngc-learn's parameterisation
 
 Integrators (``method``):
 
-* ``"euler"``: forward Euler on (v, w), reset at the end of the step; identical
-  to ngc-learn's own ``AdExCell`` wherever that one stays finite.
+* ``"euler"``: forward Euler on (v, w), reset at the end of the step; ngc-learn's
+  own ``AdExCell`` operation for operation wherever that one stays finite (the
+  same spikes; v and w agree to float32 rounding, as XLA contracts multiply-adds
+  differently from one fusion to another).
 * ``"midpoint"`` / ``"rk4"``: Runge-Kutta on the coupled (v, w) system, reset at
-  the (linearly interpolated) crossing, rest of the step integrated.
+  the (linearly interpolated) crossing.
 * ``"precise"``: classical RK4 in transformed variables (P, q) in which the
   spike upswing is linear in time and the log singularity of w is removed;
   the crossing is located on RK4's cubic dense output. Spike times agree with
@@ -371,28 +373,48 @@ def _spikes_and_times(state, s, t, crossing_time, track_times):
     return s, tols, t_spike
 
 
-def _advance_euler(state, j, t, dt, c, refractory, track_times):
-    """ngc-learn's forward Euler step, the reset at the end of the step,
-    bit for bit wherever ngc-learn's cell stays finite."""
-    v, w, ref_left = state.v, state.w, state.ref_left
+def _serve_refractory(v, w, ref_left, dt, c):
+    """Clamped share of the step at its start: (r_a, v, w) with v held at
+    v_reset and w relaxed over r_a = clip(ref_left, 0, dt)."""
+    r_a = jnp.clip(ref_left, 0., dt)
+    return r_a, jnp.where(r_a > 0., c.v_reset, v), _relax_w(w, r_a, c)
+
+
+def _euler_flight(v, w, j, ref_left, exp_v, dt, c, refractory):
+    """ngc-learn's forward Euler update of (v, w) over the free share of the
+    step (before the reset), bounded so that the arithmetic reset stays finite."""
+    h_free = dt
     if refractory:
-        r_a = jnp.minimum(ref_left, dt)
-        v, w, h_free = jnp.where(r_a > 0., c.v_reset, v), _relax_w(w, r_a, c), dt - r_a
+        r_a, v, w = _serve_refractory(v, w, ref_left, dt, c)
+        exp_v = _exp_of(v, c)
+        h_free = dt - r_a
         j = jnp.where(h_free > 0., j, 0.)  # a neuron clamped for the whole step ignores its input
-    else:
-        r_a, h_free = 0., dt
-    # ngc-learn's expression, operation for operation (the state is within bounds, x <= the cap)
-    exp_term = c.delta * jnp.exp(jnp.minimum((v - c.v_t) / c.delta_safe, EXP_CAP))
-    dv = (-(v - c.v_rest) + exp_term - c.resist_m * w + c.resist_m * j) * c.inv_tau_m
+    # ngc-learn's expression, operation for operation
+    dv = (-(v - c.v_rest) + c.delta * exp_v - c.resist_m * w + c.resist_m * j) * c.inv_tau_m
     dw = (-w + (v - c.v_rest) * c.a) * c.inv_tau_w
-    v1 = jnp.clip(v + dv * h_free, -STATE_BOUND, STATE_BOUND)  # finite, for the arithmetic reset below
-    w1 = _clamp_w(w + dw * h_free)
-    s = (v1 > c.v_spike).astype(v.dtype)
+    return jnp.clip(v + dv * h_free, -STATE_BOUND, STATE_BOUND), _clamp_w(w + dw * h_free)
+
+
+def _exp_of(v, c):
+    """exp((v - intrinsic_mem_thr)/v_sharpness) as ngc-learn computes it (the
+    state is within bounds, so only the exponent cap is added)."""
+    return jnp.exp(jnp.minimum((v - c.v_t) / c.delta_safe, EXP_CAP))
+
+
+def _advance_euler(state, j, t, dt, c, refractory, track_times):
+    """ngc-learn's forward Euler step, the reset at the end of the step."""
+    # the exponential outside the conditional, where XLA:CPU computes it exactly as in ngc-learn's cell
+    v1, w1 = _materialized_pair(_euler_flight, (state.v, state.w, j, state.ref_left, _exp_of(state.v, c)), dt, c,
+                                refractory, pack=False)
+    s = (v1 > c.v_spike).astype(v1.dtype)
+    v0, r_a, h_free, ref_left = state.v, 0., dt, state.ref_left
     if refractory:
+        r_a = jnp.clip(ref_left, 0., dt)
+        v0, h_free = jnp.where(r_a > 0., c.v_reset, v0), dt - r_a
         ref_left = _blend(s, c.refract_time, jnp.maximum(ref_left - dt, 0.))
         v1 = jnp.where(ref_left > 0., c.v_reset, v1)  # exactly v_reset while clamped
-    # linear interpolation where s = 1 (then v1 > v); the denominator is 1 elsewhere
-    crossing = lambda: (t - dt) + r_a + jnp.clip((c.v_spike - v) / _blend(s, v1 - v, 1.), 0., 1.) * h_free
+    # linear interpolation where s = 1 (then v1 > v0); the denominator is 1 elsewhere
+    crossing = lambda: (t - dt) + r_a + jnp.clip((c.v_spike - v0) / _blend(s, v1 - v0, 1.), 0., 1.) * h_free
     s, tols, t_spike = _spikes_and_times(state, s, t, crossing, track_times)
     return AdExState(v=_blend(s, c.v_reset, v1), w=_clamp_w(_blend(s, w1 + c.b, w1)),
                      ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
@@ -401,12 +423,10 @@ def _advance_euler(state, j, t, dt, c, refractory, track_times):
 def _flight(v, w, j, off, dt, c, method, refractory):
     """The free flight of every neuron over its share of the step (everything
     but the bookkeeping): returns ``(v1, w1)`` at the end of the step, or,
-    where the neuron crossed, ``(encoded crossing fraction, w after the reset)``,
-    packed as one complex array (see :func:`_packed_flight`)."""
+    where the neuron crossed, ``(encoded crossing fraction, w after the reset)``."""
     j = jnp.clip(j, -STATE_BOUND, STATE_BOUND)
     if refractory:
-        r_a = jnp.clip(off, 0., dt)
-        v, w = jnp.where(r_a > 0., c.v_reset, v), _relax_w(w, r_a, c)
+        _, v, w = _serve_refractory(v, w, off, dt, c)
     h = jnp.maximum(dt - off, 0.)  # longer than dt after a spike in the previous step
     if method == "precise":
         P, q = to_pq(v, w, c)
@@ -419,7 +439,7 @@ def _flight(v, w, j, off, dt, c, method, refractory):
     w_r = w_cross + c.b
     if refractory:
         w_r = _relax_w(w_r, jnp.minimum(c.refract_time, dt - (off + theta * h)), c)
-    return jax.lax.complex(jnp.where(crossed, _encode_theta(theta, c), v1), jnp.where(crossed, _clamp_w(w_r), w1))
+    return jnp.where(crossed, _encode_theta(theta, c), v1), jnp.where(crossed, _clamp_w(w_r), w1)
 
 
 def _encode_theta(theta, c):
@@ -427,20 +447,26 @@ def _encode_theta(theta, c):
     return c.v_spike + (1. + theta) * c.theta_scale
 
 
-def _packed_flight(v, w, j, off, dt, c, method, refractory):
-    """:func:`_flight` with its result materialized once.
+def _materialized_pair(flight, args, *params, pack=True):
+    """``flight(*args, *params)``, a pair of arrays, computed in one pass.
 
-    Its many outputs all derive from the same Runge-Kutta stages; XLA:CPU
-    cannot fuse a loop with several outputs, so it would re-derive the stages
-    in every consumer. Packing (v, w) into one complex array gives the flight a
-    single output, and computing it in a branch of a conditional (both branches
-    the same) makes XLA keep that array instead of fusing it into each consumer.
-    Other backends fuse multi-output loops themselves and take the plain path."""
-    args = tuple(jnp.broadcast_to(x, v.shape) for x in (v, w, j, off))
-    fn = lambda v_, w_, j_, o_: _flight(v_, w_, j_, o_, dt, c, method, refractory)
+    The step's outputs all derive from the flight; XLA:CPU cannot fuse a loop
+    with several outputs, so it would re-derive the flight (for a Runge-Kutta
+    step: every stage) in each consumer. Packing the pair into one complex
+    array gives the flight a single output, and computing it in a branch of a
+    conditional (both branches the same) makes XLA keep that array instead of
+    fusing it into each consumer. Other backends fuse multi-output loops
+    themselves and take the plain path."""
+    shape = jnp.shape(args[0])
+    args = tuple(jnp.broadcast_to(x, shape) for x in args)
     if jax.default_backend() != "cpu":
-        return fn(*args)
-    return jax.lax.cond(jnp.isfinite(dt), fn, fn, *args)
+        return flight(*args, *params)
+    if not pack:
+        fn = lambda *a: flight(*a, *params)
+        return jax.lax.cond(jnp.isfinite(params[0]), fn, fn, *args)
+    packed = lambda *a: jax.lax.complex(*flight(*a, *params))
+    z = jax.lax.cond(jnp.isfinite(params[0]), packed, packed, *args)
+    return jnp.real(z), jnp.imag(z)
 
 
 def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory: bool,
@@ -481,8 +507,7 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
     if method == "euler":
         return _advance_euler(state, j, t, dt, c, refractory, track_times)
     off = state.ref_left
-    packed = _packed_flight(state.v, state.w, j, off, dt, c, method, refractory)
-    v1, w1 = jnp.real(packed), jnp.imag(packed)
+    v1, w1 = _materialized_pair(_flight, (state.v, state.w, j, off), dt, c, method, refractory)
     s = (v1 > c.v_spike).astype(v1.dtype)
     # the crossing, from the step start (negative when the flight began in the previous step)
     t_cross = off + ((v1 - c.v_spike) / c.theta_scale - 1.) * jnp.maximum(dt - off, 0.)
