@@ -69,10 +69,12 @@ def currents(n, seed=0):
 
 
 def count_eqns(jaxpr):
-    """Primitive equations of a jaxpr, counting inside nested (pjit, custom_jvp) calls."""
+    """Primitive equations of a jaxpr, counting inside nested (pjit, custom_jvp) calls and
+    one branch of each conditional (ngc_adex runs its flight in a two-way cond of twin branches)."""
     n = 0
     for eqn in jaxpr.eqns:
         subs = [v for v in eqn.params.values() if hasattr(v, "jaxpr") or hasattr(v, "eqns")]
+        subs += list(eqn.params.get("branches", ()))[:1]
         if subs:
             for sub in subs:
                 n += count_eqns(getattr(sub, "jaxpr", sub))
@@ -220,8 +222,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="N = 1e3, 1e5; 3 repetitions; memory at 1e5 only")
     ap.add_argument("--sizes", type=str, default=None, help="comma-separated N (default 1e3,1e4,1e5,1e6)")
     ap.add_argument("--steps", type=int, default=10000, help="steps per timed run (default 10000) ...")
-    ap.add_argument("--max-neuron-steps", type=float, default=2e7,
-                    help="... reduced to max(--min-steps, this / N) for large N (default 2e7)")
+    ap.add_argument("--max-neuron-steps", type=float, default=1e8,
+                    help="... reduced to max(--min-steps, this / N) for large N (default 1e8: 1000 steps "
+                         "at N = 1e5, 100 at 1e6)")
     ap.add_argument("--min-steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (default 5)")
     ap.add_argument("--configs", type=str, default=None, help="comma-separated subset of " + ",".join(CONFIGS))

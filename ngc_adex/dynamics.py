@@ -253,13 +253,13 @@ def _clamp_p(P, c: Coefficients):
     return _upper(_lower(P, c.p_peak), c.v_t + c.delta + STATE_BOUND)
 
 
-def _decode_p(P, c: Coefficients):
+def _decode_p(P, c: Coefficients, upper=_upper):
     """(m, ln m, min(D - P, 0), v) from a clamped transformed potential P."""
     m = _upper(P * c.inv_delta, 1.)
     if not _all(c.has_exp):
         m = jnp.where(c.has_exp, m, 1.)
     log_m = fast_log(m)
-    below = _upper(c.delta - P, 0.)  # v - vT where v < vT, else 0
+    below = upper(c.delta - P, 0.)  # v - vT where v < vT, else 0
     return m, log_m, below, c.v_t + below - c.delta * log_m
 
 
@@ -273,8 +273,8 @@ def to_pq(v, w, c: Coefficients):
 
 
 def from_pq(P, q, c: Coefficients):
-    """Transformed (P, q) -> (v, w)."""
-    m, log_m, _, v = _decode_p(_clamp_p(P, c), c)
+    """Transformed (P, q) -> (v, w); a NaN stays NaN (NaN-propagating clamps)."""
+    m, log_m, _, v = _decode_p(jnp.clip(P, c.p_peak, c.v_t + c.delta + STATE_BOUND), c, jnp.minimum)
     return v, _clamp_w(q + c.kappa * _psi_of_log(m, log_m))
 
 
