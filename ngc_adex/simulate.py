@@ -184,8 +184,11 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
         j = _current_at(kind, fn, t, series[0] if series else None, const)
         new = _keep_if(valid, dynamics.AdExState(*step(*state, j, t, dt_)), state)
         out = {name: getattr(new, name).reshape(-1)[rec] for name in record}
-        if spikes:  # spiking neurons carry their (precise) time, the others NaN
-            out["_spikes"] = jnp.where(new.s > 0, new.t_spike if precise else new.tols, jnp.nan).reshape(-1)
+        if spikes and precise:  # spiking neurons carry their interpolated time, the others NaN
+            out["_spikes"] = jnp.where(new.s > 0, new.t_spike, jnp.nan).reshape(-1)
+        elif spikes:  # grid times: one bit per neuron and the step's time
+            out["_spikes"] = jnp.packbits(new.s.reshape(-1) > 0)
+            out["_t"] = t
         return new, out
 
     scan = _cached_scan(cell, ("simulate", kind, fn, tuple(record), spikes), body)
@@ -194,10 +197,14 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
     def sink(out, n_valid):
         for name in record:
             traces[name].append(out[name][:n_valid])
-        if spikes:
+        if spikes and precise:
             hits = out["_spikes"][:n_valid]
             steps, neuron = np.nonzero(~np.isnan(hits))
             times.append(hits[steps, neuron])
+            index.append(neuron)
+        elif spikes:
+            steps, neuron = np.nonzero(np.unpackbits(out["_spikes"][:n_valid], axis=1, count=n_neurons))
+            times.append(out["_t"][steps])
             index.append(neuron)
 
     state = dynamics.AdExState(*(getattr(cell, name).get() for name in dynamics.AdExState._fields))
