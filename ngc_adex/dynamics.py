@@ -374,11 +374,12 @@ def _static(x):
         return None
 
 
-def _locate_crossing(x0, ks, h, gap0, gap1, level):
+def _locate_crossing(x0, ks, h, gap0, gap1, level, newton=2):
     """Fraction of an RK4 step at which component 0 reaches ``level`` (linear
-    guess refined by Newton on the cubic dense output) and component 1 there."""
+    guess refined by ``newton`` Newton steps on the cubic dense output) and
+    component 1 there."""
     theta = jnp.clip(_safe_ratio(gap0, gap1), 0., 1.)
-    for _ in range(2):
+    for _ in range(newton):
         value, slope = rk4_dense(x0, ks, h, theta, 0)
         theta = jnp.clip(theta - _safe_ratio(value - level, h * slope), 0., 1.)
     return theta, rk4_dense(x0, ks, h, theta, 1)[0]
@@ -390,7 +391,8 @@ def _flight_pq(P, q, drive, h, c):
     x0 = (P, q)
     field = lambda x: pq_field(x[0], x[1], drive, c)
     (P1, q1), ks = step_rk4(field, x0, h)
-    theta, q_cross = _locate_crossing(x0, ks, h, P - c.p_peak, P - P1, c.p_peak)
+    # P is nearly linear in time near the peak: one Newton step from the linear guess is as accurate as two
+    theta, q_cross = _locate_crossing(x0, ks, h, P - c.p_peak, P - P1, c.p_peak, newton=1)
     return P1, q1, P1 < c.p_peak, theta, q_cross
 
 
