@@ -38,8 +38,14 @@ they reduce to ``P = vT - v``, ``q = w`` (plain integrate-and-fire).
 Overflow safety: inside every right-hand side v is clamped to the spike
 potential (as NEST does) and to a finite floor, w to a finite box, and the
 exponent to ``EXP_CAP``; states leaving a step are clamped the same way and
-resets use ``jnp.where``. No finite input can produce NaN or inf; a NaN input
-current only affects the neuron it is fed to.
+resets select between finite values. No finite input can produce NaN or inf;
+a NaN input current only affects the neuron it is fed to.
+
+Cost: every integrator but "euler" integrates each neuron once per step
+(a spike ends the flight at the crossing; the next step starts there, see
+:func:`advance`), and on XLA:CPU the flight is one fused loop computed once
+(:func:`_materialized_pair`) with float32 exp/log that fuse into it
+(:func:`fast_exp`, :func:`fast_log`).
 """
 from typing import NamedTuple
 
