@@ -200,3 +200,20 @@ def test_vmap_over_currents_matches_population():
     cell = make_cell(3, integration_type="precise", **kw)
     pop = simulate(cell, 50., 0.1, currents[None]).counts()
     np.testing.assert_array_equal(np.asarray(vmapped), pop)
+
+
+def test_fast_exp_and_log_match_float64():
+    """The float32 polynomials of the Runge-Kutta fields against numpy's float64 exp/log."""
+    x = np.linspace(-87., 60., 400001).astype(np.float32)
+    exact = np.exp(x.astype(np.float64))
+    ulp = np.spacing(exact.astype(np.float32)).astype(np.float64)
+    fine = np.asarray(jax.jit(dynamics.fast_exp)(x), dtype=np.float64)
+    coarse = np.asarray(jax.jit(lambda a: dynamics.fast_exp(a, coarse=True))(x), dtype=np.float64)
+    assert np.max(np.abs(fine - exact) / ulp) <= 1.5
+    assert np.max(np.abs(coarse / exact - 1.)) <= 4e-6
+    m = np.concatenate([np.exp(-np.linspace(0., 87., 200001)), np.linspace(1e-6, 1., 200001)]).astype(np.float32)
+    exact = np.log(m.astype(np.float64))
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    got = np.asarray(jax.jit(dynamics.fast_log)(m), dtype=np.float64)
+    assert np.max((np.abs(got - exact) / ulp)[exact != 0.]) <= 1.
+    assert np.all(got[m == 1.] == 0.)
