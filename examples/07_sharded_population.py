@@ -4,12 +4,8 @@ Each neuron's update depends only on its own state and input, so a population
 can be split over several devices (GPUs, or CPU "devices"): place the state
 arrays with a ``NamedSharding`` over the neuron axis and jit the scan with
 matching in/out shardings. The result is bitwise the same as the unsharded run
-and the step needs no communication (tests/test_sharding.py checks both), with
-one exception: for "midpoint", "rk4" and "precise" populations larger than
-``ngc_adex.dynamics.COMPACT_MIN`` neurons the post-spike remainder is computed
-on the gathered spiking neurons, a global gather that adds collectives to every
-step; "precise" states then agree with the unsharded run to float32 rounding
-(spikes identical).
+and the step needs no communication, for every integrator and population size
+(tests/test_sharding.py checks both).
 
 On a CPU-only machine, ask XLA for several host devices::
 

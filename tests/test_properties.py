@@ -566,15 +566,15 @@ def test_determinism_pure_repeated():
 
 
 # ----------------------------------------------------------------------------
-# 7. large populations (the gathered post-spike remainder) agree with small ones
+# 7. large populations agree with small ones (no path depends on the population size)
 # ----------------------------------------------------------------------------
 def _large_population_case(method, all_active):
-    """Six diverse neurons, alone and tiled into a population above
-    dynamics.COMPACT_MIN (where the post-spike remainder is integrated on the
-    gathered spiking neurons only, or on everybody when too many spike at once)."""
+    """Six diverse neurons, alone and tiled into a population of over 4096,
+    with a few or all of the copies driven: the step must not depend on the
+    population's size or on how many neurons spike at once."""
     small = dict(_DET_KW_PURE)
     small_shape = SHAPE
-    n_big = 2 * (getattr(dynamics, "COMPACT_MIN", 4096) // 2 // N_NEURONS + 1) * N_NEURONS
+    n_big = 2 * (4096 // 2 // N_NEURONS + 1) * N_NEURONS
     big_shape = (2, n_big // 2)
     tile = lambda x: np.tile(np.broadcast_to(np.asarray(x, np.float64), small_shape).reshape(-1),
                              n_big // N_NEURONS).reshape(big_shape)
@@ -582,7 +582,7 @@ def _large_population_case(method, all_active):
     _, _, v_big = adex_params.validate(big_shape[1], big_shape[0], **{k: tile(v) for k, v in small.items()})
     j_small = np.broadcast_to(_DET_J, (N_STEPS,) + SHAPE).astype(F32)
     j_big = np.tile(j_small.reshape(N_STEPS, -1), (1, n_big // N_NEURONS))
-    n_active = n_big if all_active else 20 * N_NEURONS  # a few spiking neurons: the gathered path
+    n_active = n_big if all_active else 20 * N_NEURONS  # a few spiking neurons, or all
     j_big[:, n_active:] = 0.
     j_big = j_big.reshape((N_STEPS,) + big_shape)
     return _run_pure(v_small, 0.1, j_small, method), _run_pure(v_big, 0.1, j_big, method), v_big, n_active
@@ -594,7 +594,7 @@ _DET_KW_PURE = dict(_VALID, v_sharpness=[[2., 0., 0.5], [1e-3, 2., 10.]], refrac
 
 
 @pytest.mark.parametrize("all_active", [False, True], ids=["few-spiking", "all-spiking"])
-@pytest.mark.parametrize("method", ["precise"] + (["midpoint", "rk4"] if LONG else []))  # euler: no remainder
+@pytest.mark.parametrize("method", ["precise"] + (["midpoint", "rk4"] if LONG else []))
 def test_large_population_matches_small(method, all_active):
     small, big, values, n_active = _large_population_case(method, all_active)
     check_trajectory(big, values, 0.1, context=f"[{method}, large population]")
