@@ -363,8 +363,7 @@ def _flight_vw(v, w, j, h, c, method):
     # used where crossed, where v1 > v_spike >= v
     theta = jnp.clip((c.v_spike - v) / (v1 - v), 0., 1.)
     w_cross = w + theta * (_clamp_w(w1) - w)
-    has_exp = _static(c.has_exp)
-    if method == "rk4" and (has_exp is None or not has_exp.all()):
+    if method == "rk4" and not _all(c.has_exp):
         # without the exponential term v is smooth: its cubic locates the crossing
         theta_if, w_if = _locate_crossing(x0, ks, h, c.v_spike - v, v1 - v, c.v_spike)
         theta = jnp.where(c.has_exp, theta, theta_if)
@@ -428,18 +427,29 @@ def _blend(s, a, b):
     return a * s + b * (1. - s)
 
 
-def _spikes_and_times(state, s, t, crossing_time, track_times):
-    """(s, tols, t_spike) at t from the 0./1. spike array ``s``."""
+def _spike_times(state, s, t, crossing_time, track_times):
+    """(tols, t_spike) at t from the 0./1. spike array ``s``."""
     tols = (1. - s) * state.tols + s * t
     t_spike = _blend(s, crossing_time(), state.t_spike) if track_times else state.t_spike
-    return s, tols, t_spike
+    return tols, t_spike
+
+
+def _clamped_share(ref_left, dt):
+    """Refractory time served at the start of the step (ms)."""
+    return jnp.clip(ref_left, 0., dt)
 
 
 def _serve_refractory(v, w, ref_left, dt, c):
     """Clamped share of the step at its start: (r_a, v, w) with v held at
-    v_reset and w relaxed over r_a = clip(ref_left, 0, dt)."""
-    r_a = jnp.clip(ref_left, 0., dt)
+    v_reset and w relaxed over r_a."""
+    r_a = _clamped_share(ref_left, dt)
     return r_a, jnp.where(r_a > 0., c.v_reset, v), _relax_w(w, r_a, c)
+
+
+def _free_time(ref_left, dt):
+    """Duration of a step's flight (ms): longer than dt after a spike in the
+    previous step (ref_left < 0), 0 while clamped for the whole step."""
+    return jnp.maximum(dt - ref_left, 0.)
 
 
 def _euler_flight(v, w, j, ref_left, exp_v, dt, c, refractory):
@@ -471,13 +481,13 @@ def _advance_euler(state, j, t, dt, c, refractory, track_times):
     s = (v1 > c.v_spike).astype(v1.dtype)
     v0, r_a, h_free, ref_left = state.v, 0., dt, state.ref_left
     if refractory:
-        r_a = jnp.clip(ref_left, 0., dt)
+        r_a = _clamped_share(ref_left, dt)
         v0, h_free = jnp.where(r_a > 0., c.v_reset, v0), dt - r_a
         ref_left = _blend(s, c.refract_time, jnp.maximum(ref_left - dt, 0.))
         v1 = jnp.where(ref_left > 0., c.v_reset, v1)  # exactly v_reset while clamped
     # linear interpolation where s = 1 (then v1 > v0); the denominator is 1 elsewhere
     crossing = lambda: (t - dt) + r_a + jnp.clip((c.v_spike - v0) / _blend(s, v1 - v0, 1.), 0., 1.) * h_free
-    s, tols, t_spike = _spikes_and_times(state, s, t, crossing, track_times)
+    tols, t_spike = _spike_times(state, s, t, crossing, track_times)
     return AdExState(v=_blend(s, c.v_reset, v1), w=_clamp_w(_blend(s, w1 + c.b, w1)),
                      ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
 
@@ -489,7 +499,7 @@ def _flight(v, w, j, off, dt, c, method, refractory):
     j = jnp.clip(j, -STATE_BOUND, STATE_BOUND)
     if refractory:
         _, v, w = _serve_refractory(v, w, off, dt, c)
-    h = jnp.maximum(dt - off, 0.)  # longer than dt after a spike in the previous step
+    h = _free_time(off, dt)
     if method == "precise":
         P, q = to_pq(v, w, c)
         P1, q1, crossed, theta, q_cross = _flight_pq(P, q, c.v_rest + c.resist_m * j, h, c)
@@ -509,6 +519,10 @@ def _encode_theta(theta, c):
     return c.v_spike + (1. + theta) * c.theta_scale
 
 
+def _decode_theta(v1, c):
+    return (v1 - c.v_spike) / c.theta_scale - 1.
+
+
 def _materialized_pair(flight, args, *params, pack=True):
     """``flight(*args, *params)``, a pair of arrays, computed in one pass.
 
@@ -525,12 +539,9 @@ def _materialized_pair(flight, args, *params, pack=True):
     args = tuple(jnp.broadcast_to(x, shape) for x in args)
     if jax.default_backend() != "cpu":
         return flight(*args, *params)
-    if not pack:
-        fn = lambda *a: flight(*a, *params)
-        return jax.lax.cond(jnp.isfinite(params[0]), fn, fn, *args)
-    packed = lambda *a: jax.lax.complex(*flight(*a, *params))
-    z = jax.lax.cond(jnp.isfinite(params[0]), packed, packed, *args)
-    return jnp.real(z), jnp.imag(z)
+    branch = (lambda *a: jax.lax.complex(*flight(*a, *params))) if pack else (lambda *a: flight(*a, *params))
+    out = jax.lax.cond(jnp.isfinite(params[0]), branch, branch, *args)
+    return (jnp.real(out), jnp.imag(out)) if pack else out
 
 
 def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory: bool,
@@ -574,7 +585,7 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
     v1, w1 = _materialized_pair(_flight, (state.v, state.w, j, off), dt, c, method, refractory)
     s = (v1 > c.v_spike).astype(v1.dtype)
     # the crossing, from the step start (negative when the flight began in the previous step)
-    t_cross = off + ((v1 - c.v_spike) / c.theta_scale - 1.) * jnp.maximum(dt - off, 0.)
+    t_cross = off + _decode_theta(v1, c) * _free_time(off, dt)
     rest = dt - t_cross
     if refractory:
         off_new = _blend(s, c.refract_time - rest, jnp.maximum(off - dt, 0.))
@@ -582,6 +593,6 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
         off_new = -rest * s
     # more than one spike per step cannot be emitted: a neuron firing faster drops the excess lag
     off_new = jnp.maximum(off_new, -dt)
-    s, tols, t_spike = _spikes_and_times(state, s, t, lambda: (t - dt) + t_cross, track_times)
+    tols, t_spike = _spike_times(state, s, t, lambda: (t - dt) + t_cross, track_times)
     reset = jnp.maximum(s, (off_new > 0.).astype(s.dtype)) if refractory else s  # v exactly v_reset while clamped
     return AdExState(v=_blend(reset, c.v_reset, v1), w=w1, ref_left=off_new, s=s, tols=tols, t_spike=t_spike)
