@@ -23,17 +23,25 @@ Integrators (``method``):
   the crossing is located on RK4's cubic dense output. Spike times agree with
   an exact solution to about 1e-4 ms at dt = 0.1 ms in float32.
 
-The transformed variables (``D = v_sharpness``, ``vT = intrinsic_mem_thr``)::
+Every integrator but "euler" resets a neuron at its crossing and integrates
+the rest of the step from the reset (explicit midpoint, after the refractory
+period), so the compartments hold the state at the end of every step.
 
-    m = exp(-max(v - vT, 0)/D)              (1 below vT, -> 0 at the spike)
-    P = vT + D - v   for v <= vT,   P = D m   above vT
-    q = w - kappa psi(m),  psi(m) = m ln m - m + 1,  kappa = a D tau_m/tau_w
+The transformed variables (``D = v_sharpness``, ``vT = intrinsic_mem_thr``,
+``U = U_DEPTH``)::
 
-give ``tau_m dP/dt = -(m G + D exp(min(1 - P/D, 0)))`` and
-``tau_w dq/dt = -w + a (min(v, vT) - v_rest) + a m ln(m) G`` with
-``G = -(v - v_rest) - resist_m (w - j)``: near the spike ``P`` falls linearly to
-``P_peak = D exp(-(thr - vT)/D)`` and every term is continuous. With ``D = 0``
-they reduce to ``P = vT - v``, ``q = w`` (plain integrate-and-fire).
+    m = exp(-(v - vT)/D)                    (-> 0 at the spike)
+    P = D m   for v >= vT - U D,  continued linearly in v below
+    q = w - kappa psi(min(m, 1)),  psi(m) = m ln m - m + 1,  kappa = a D tau_m/tau_w
+
+give ``tau_m dP/dt = -(m G + D)`` (the exponential term becomes the constant D)
+and ``tau_w dq/dt = -w + a (min(v, vT) - v_rest) + a min(m, 1) ln(min(m, 1)) G``
+with ``G = -(v - v_rest) - resist_m (w - j)``: near the spike ``P`` falls
+linearly to ``P_peak = D exp(-(thr - vT)/D)``, every term is continuous, and
+a step needs one logarithm per stage (v from P) and no exponential. Below
+``vT - U D`` the exponential term (< D e^-U) is dropped and ``m`` in ``m G``
+is capped at ``e^U``. With ``D = 0`` they reduce to ``P = vT + 1 - v``,
+``q = w`` (plain integrate-and-fire).
 
 Overflow safety: inside every right-hand side v is clamped to the spike
 potential (as NEST does) and to a finite floor, w to a finite box, and the
@@ -41,12 +49,12 @@ exponent to ``EXP_CAP``; states leaving a step are clamped the same way and
 resets select between finite values. No finite input can produce NaN or inf;
 a NaN input current only affects the neuron it is fed to.
 
-Cost: every integrator but "euler" integrates each neuron once per step
-(a spike ends the flight at the crossing; the next step starts there, see
-:func:`advance`), and on XLA:CPU the flight is one fused loop computed once
-(:func:`_materialized_pair`) with float32 exp/log that fuse into it
-(:func:`fast_exp`, :func:`fast_log`).
+Cost: every integrator but "euler" integrates each neuron once per step,
+plus a midpoint step over the rest of the step (see :func:`advance`); on
+XLA:CPU each is one fused loop computed once (:func:`_materialized_pair`)
+with float32 exp/log that fuse into it (:func:`fast_exp`, :func:`fast_log`).
 """
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -58,6 +66,9 @@ import jax.numpy as jnp
 EXP_CAP = 60.
 #: |v| and |w| never exceed this (mV / pA); reached only by diverging runs
 STATE_BOUND = 1e9
+#: below intrinsic_mem_thr - U_DEPTH v_sharpness the transformed potential continues linearly
+#: in v and the exponential term (below v_sharpness exp(-U_DEPTH) ~ 2e-9 v_sharpness) is dropped
+U_DEPTH = 20.
 
 METHODS = ("euler", "midpoint", "rk4", "precise")
 #: accepted spellings of each integrator
@@ -100,10 +111,12 @@ class Coefficients(NamedTuple):
     w_refract: jnp.ndarray    # w relaxes to a (v_reset - v_rest) while clamped
     kappa: jnp.ndarray        # a D tau_m / tau_w
     a_gap: jnp.ndarray        # a (intrinsic_mem_thr - v_rest)
-    p_peak: jnp.ndarray       # P at the spike
+    p_peak: jnp.ndarray       # P at the spike (1 where v_sharpness = 0)
     psi_peak: jnp.ndarray     # psi(m) at the spike
-    p_reset: jnp.ndarray      # P at v_reset
-    psi_reset: jnp.ndarray    # psi(m) at v_reset
+    u_depth: jnp.ndarray      # U_DEPTH where v_sharpness > 0, else 0
+    m_cap: jnp.ndarray        # exp(u_depth): beyond it P continues linearly in v
+    inv_m_cap: jnp.ndarray    # exp(-u_depth)
+    p_floor: jnp.ndarray      # P at v = -STATE_BOUND
     theta_scale: jnp.ndarray  # max(1, |v_spike|): crossing fractions are packed above v_spike
 
 
@@ -142,9 +155,8 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
     x_peak = np.minimum((p["thr"] - p["intrinsic_mem_thr"]) / d_safe, EXP_CAP)
     log_m_peak = np.where(has_exp, -x_peak, 0.)
     m_peak = np.exp(log_m_peak)
-    log_m_reset = np.where(has_exp, -np.maximum(p["v_reset"] - p["intrinsic_mem_thr"], 0.) / d_safe, 0.)
-    m_reset = np.exp(log_m_reset)
-    p_below_reset = p["intrinsic_mem_thr"] + delta - p["v_reset"]
+    u_depth = np.where(has_exp, U_DEPTH, 0.)
+    m_cap = np.exp(u_depth)
     np_dtype = np.dtype(jnp.dtype(dtype).name)
     # reciprocals rounded in the working precision, as ngc-learn's cell computes them (bitwise Euler match)
     inv_tau_m, inv_tau_w = (np_dtype.type(1.) / p[k].astype(np_dtype) for k in ("tau_m", "tau_w"))
@@ -154,10 +166,10 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
         v_spike=v_spike, v_rest=p["v_rest"], v_reset=p["v_reset"], a=p["a"], b=p["b"],
         refract_time=p["refract_time"], w_refract=p["a"] * (p["v_reset"] - p["v_rest"]),
         kappa=p["a"] * delta * p["tau_m"] / p["tau_w"], a_gap=p["a"] * (p["intrinsic_mem_thr"] - p["v_rest"]),
-        p_peak=np.where(has_exp, delta * m_peak, 0.),
+        p_peak=np.where(has_exp, delta * m_peak, 1.),
         psi_peak=_psi_of_log(m_peak, log_m_peak),
-        p_reset=np.where(m_reset < 1., delta * m_reset, p_below_reset),
-        psi_reset=_psi_of_log(m_reset, log_m_reset),
+        u_depth=u_depth, m_cap=m_cap, inv_m_cap=1. / m_cap,
+        p_floor=d_safe * m_cap * (1. + (p["intrinsic_mem_thr"] + STATE_BOUND) / d_safe - u_depth),
         theta_scale=np.maximum(1., np.abs(v_spike)),
     )
     return Coefficients(**{k: (jnp.asarray(v) if np.asarray(v).dtype == bool else jnp.asarray(v, dtype=dtype))
@@ -175,8 +187,9 @@ def _clamp_w(w):
     return jnp.clip(w, -STATE_BOUND, STATE_BOUND)
 
 
+@partial(jax.custom_jvp, nondiff_argnums=(1,))
 def fast_exp(x, coarse=False):
-    """exp(x) for the Runge-Kutta fields, x <= EXP_CAP.
+    """exp(x) for x <= EXP_CAP (the Runge-Kutta fields, the (v, w) -> (P, q) map).
 
     In float32 a Cody-Waite reduction and Cephes' expf polynomial in
     Estrin's scheme (at most 1.3 ulp from the correctly rounded value on
@@ -218,27 +231,36 @@ def _upper(x, bound):
     return jnp.where(x < bound, x, bound)
 
 
-def fast_log(x):
-    """ln(x) for x in (0, 1] (the transformed potential of "precise").
+@fast_exp.defjvp
+def _fast_exp_jvp(coarse, primals, tangents):
+    y = fast_exp(primals[0], coarse)
+    return y, y * tangents[0]
 
-    In float32 Cephes' logf (exponent from the bits, mantissa in
-    [sqrt(1/2), sqrt(2)), a degree-8 polynomial in Estrin's scheme; at most
-    ~1 ulp off on the normal floats), which XLA:CPU runs faster than its own
-    log. Other dtypes use ``jnp.log``."""
+
+@jax.custom_jvp
+def fast_log(x):
+    """ln(x) for the transformed potential of "precise" (a positive normal float).
+
+    In float32 the exponent comes from the bits (x = 2^k y, y in
+    [sqrt(1/2), sqrt(2)), without a select) and ln(y) from a degree-7
+    polynomial fitted on that range: absolute error below 4e-7 plus the
+    rounding of the result, i.e. below 1e-6 mV in v for v_sharpness <= 2 mV,
+    under the float32 resolution of v. It fuses into the surrounding loop
+    (XLA:CPU's own log does not). Other dtypes use ``jnp.log``."""
     if jnp.result_type(x) != jnp.float32:
         return jnp.log(x)
-    bits = jax.lax.bitcast_convert_type(x, jnp.int32)
-    mant = jax.lax.bitcast_convert_type((bits & 0x007FFFFF) | 0x3F800000, jnp.float32)  # [1, 2)
-    e = jax.lax.shift_right_arithmetic(bits, 23).astype(jnp.float32) - 127.
-    big = mant > 1.41421356
-    f = jnp.where(big, 0.5 * mant, mant) - 1.
-    e = jnp.where(big, e + 1., e)
+    # x = 2^k y with y in [sqrt(1/2), sqrt(2)), from the bits, without a select
+    ix = jax.lax.bitcast_convert_type(x, jnp.int32) - 0x3F3504F3
+    k = jax.lax.shift_right_arithmetic(ix, 23).astype(jnp.float32)
+    f = jax.lax.bitcast_convert_type((ix & 0x007FFFFF) + 0x3F3504F3, jnp.float32) - 1.
     f2 = f * f
-    f4 = f2 * f2
-    p = ((3.3333331174e-1 - 2.4999993993e-1 * f) + f2 * (2.0000714765e-1 - 1.6668057665e-1 * f)
-         + f4 * ((1.4249322787e-1 - 1.2420140846e-1 * f) + f2 * (1.1676998740e-1 - 1.1514610310e-1 * f)
-                 + f4 * 7.0376836292e-2))
-    return (f + (f * f2 * p - 2.12194440e-4 * e - 0.5 * f2)) + 0.693359375 * e
+    p = (0.3331744385 - 0.2493692913 * f) + f2 * ((0.2049364055 - 0.1849603923 * f) + f2 * 0.1170752222)
+    return (f - 0.5 * f2) + (f * f2) * p + 0.6931471805599453 * k
+
+
+@fast_log.defjvp
+def _fast_log_jvp(primals, tangents):
+    return fast_log(primals[0]), tangents[0] / primals[0]
 
 
 def _all(x):
@@ -262,47 +284,54 @@ def vw_field(v, w, drive, c: Coefficients):
     return dv, dw
 
 
-def _clamp_p(P, c: Coefficients):
+def _clamp_p(P, c: Coefficients, lower=_lower, upper=_upper):
     """P between the spike (P_peak) and the floor v = -STATE_BOUND."""
-    return _upper(_lower(P, c.p_peak), c.v_t + c.delta + STATE_BOUND)
+    return upper(lower(P, c.p_peak), c.p_floor)
 
 
-def _decode_p(P, c: Coefficients, upper=_upper):
-    """(m, ln m, min(D - P, 0), v) from a clamped transformed potential P."""
-    m = _upper(P * c.inv_delta, 1.)
-    if not _all(c.has_exp):
-        m = jnp.where(c.has_exp, m, 1.)
-    log_m = fast_log(m)
-    below = upper(c.delta - P, 0.)  # v - vT where v < vT, else 0
-    return m, log_m, below, c.v_t + below - c.delta * log_m
+def _decode_p(P, c: Coefficients, lower=_lower, upper=_upper):
+    """(m, min(m, m_cap), its log, v) from a clamped transformed potential P."""
+    m = P * c.inv_delta
+    mm = upper(m, c.m_cap)
+    log_m = fast_log(mm)
+    v = c.v_t - c.delta_safe * (log_m + lower(m * c.inv_m_cap - 1., 0.))  # + the linear continuation
+    return m, mm, log_m, v
+
+
+def _psi_terms(m, log_m):
+    """(min(m, 1) ln min(m, 1), psi(min(m, 1)))."""
+    m1 = _upper(m, 1.)
+    ml = m1 * _upper(log_m, 0.)
+    return ml, ml - m1 + 1.
 
 
 def to_pq(v, w, c: Coefficients):
-    """(v, w) -> transformed (P, q)."""
+    """(v, w) -> transformed (P, q); ln min(m, 1) is min(-x, 0), no log needed."""
     v = _clamp_v(v, c)
-    log_m = jnp.where(c.has_exp, -jnp.maximum(v - c.v_t, 0.) * c.inv_delta, 0.)
-    m = fast_exp(log_m)
-    P = jnp.where(log_m < 0., c.delta * m, c.v_t + c.delta - v)
-    return P, w - c.kappa * _psi_of_log(m, log_m)
+    x = (v - c.v_t) * c.inv_delta
+    mm = jnp.minimum(fast_exp(jnp.minimum(-x, c.u_depth)), c.m_cap)
+    P = c.delta_safe * mm * (1. + jnp.maximum(-x - c.u_depth, 0.))
+    m1 = jnp.minimum(mm, 1.)
+    lm1 = jnp.minimum(-x, 0.)
+    return P, w - c.kappa * (m1 * lm1 - m1 + 1.)
 
 
 def from_pq(P, q, c: Coefficients):
     """Transformed (P, q) -> (v, w); a NaN stays NaN (NaN-propagating clamps)."""
-    m, log_m, _, v = _decode_p(jnp.clip(P, c.p_peak, c.v_t + c.delta + STATE_BOUND), c, jnp.minimum)
-    return v, _clamp_w(q + c.kappa * _psi_of_log(m, log_m))
+    m, _, log_m, v = _decode_p(_clamp_p(P, c, jnp.maximum, jnp.minimum), c, jnp.maximum, jnp.minimum)
+    return v, _clamp_w(q + c.kappa * _psi_terms(m, log_m)[1])
 
 
 def pq_field(P, q, drive, c: Coefficients):
     """(dP/dt, dq/dt) in ms^-1 under ``drive = v_rest + resist_m j``; smooth
     through the spike upswing."""
     P = _clamp_p(P, c)
-    m, log_m, below, v = _decode_p(P, c)
-    m_log_m = m * log_m
-    w = _upper(_lower(q + c.kappa * (m_log_m - m + 1.), -STATE_BOUND), STATE_BOUND)
+    m, mm, log_m, v = _decode_p(P, c)
+    ml, psi = _psi_terms(m, log_m)
+    w = _upper(_lower(q + c.kappa * psi, -STATE_BOUND), STATE_BOUND)
     g = drive - v - c.resist_m * w
-    exp_term = c.delta * fast_exp(_upper(1. - P * c.inv_delta, 0.))
-    dP = -(m * g + exp_term) * c.inv_tau_m
-    dq = (c.a * (below + m_log_m * g) + c.a_gap - w) * c.inv_tau_w
+    dP = -(mm * g + c.delta) * c.inv_tau_m
+    dq = (c.a * (v - c.v_rest + c.delta * _upper(log_m, 0.) + ml * g) - w) * c.inv_tau_w
     return dP, dq
 
 
@@ -446,12 +475,6 @@ def _serve_refractory(v, w, ref_left, dt, c):
     return r_a, jnp.where(r_a > 0., c.v_reset, v), _relax_w(w, r_a, c)
 
 
-def _free_time(ref_left, dt):
-    """Duration of a step's flight (ms): longer than dt after a spike in the
-    previous step (ref_left < 0), 0 while clamped for the whole step."""
-    return jnp.maximum(dt - ref_left, 0.)
-
-
 def _euler_flight(v, w, j, ref_left, exp_v, dt, c, refractory):
     """ngc-learn's forward Euler update of (v, w) over the free share of the
     step (before the reset), bounded so that the arithmetic reset stays finite."""
@@ -492,14 +515,16 @@ def _advance_euler(state, j, t, dt, c, refractory, track_times):
                      ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
 
 
-def _flight(v, w, j, off, dt, c, method, refractory):
-    """The free flight of every neuron over its share of the step (everything
-    but the bookkeeping): returns ``(v1, w1)`` at the end of the step, or,
-    where the neuron crossed, ``(encoded crossing fraction, w after the reset)``."""
+def _flight(v, w, j, ref_left, dt, c, method, refractory):
+    """The free flight of every neuron over its share of the step: returns
+    ``(v1, w1)`` at the end of the step, or, where the neuron crossed,
+    ``(encoded crossing fraction, w after the reset and the refractory
+    period served inside the step)``."""
     j = jnp.clip(j, -STATE_BOUND, STATE_BOUND)
+    h = dt
     if refractory:
-        _, v, w = _serve_refractory(v, w, off, dt, c)
-    h = _free_time(off, dt)
+        r_a, v, w = _serve_refractory(v, w, ref_left, dt, c)
+        h = dt - r_a
     if method == "precise":
         P, q = to_pq(v, w, c)
         P1, q1, crossed, theta, q_cross = _flight_pq(P, q, c.v_rest + c.resist_m * j, h, c)
@@ -510,7 +535,7 @@ def _flight(v, w, j, off, dt, c, method, refractory):
         v1, w1, crossed, theta, w_cross = _flight_vw(v, w, j, h, c, method)
     w_r = w_cross + c.b
     if refractory:
-        w_r = _relax_w(w_r, jnp.minimum(c.refract_time, dt - (off + theta * h)), c)
+        w_r = _relax_w(w_r, jnp.minimum(c.refract_time, h * (1. - theta)), c)
     return jnp.where(crossed, _encode_theta(theta, c), v1), jnp.where(crossed, _clamp_w(w_r), w1)
 
 
@@ -526,7 +551,7 @@ def _decode_theta(v1, c):
 def _materialized_pair(flight, args, *params, pack=True):
     """``flight(*args, *params)``, a pair of arrays, computed in one pass.
 
-    The step's outputs all derive from the flight; XLA:CPU cannot fuse a loop
+    Several of the step's outputs derive from the flight; XLA:CPU cannot fuse a loop
     with several outputs, so it would re-derive the flight (for a Runge-Kutta
     step: every stage) in each consumer. Packing the pair into one complex
     array gives the flight a single output, and computing it in a branch of a
@@ -548,13 +573,13 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
             track_times: bool = True) -> AdExState:
     """Advances every neuron from ``t - dt`` to ``t``.
 
-    For every integrator but "euler" a neuron's state starts at
-    ``t - dt + ref_left``: later while it is refractory (``ref_left > 0``, v
-    held at v_reset, w relaxing in closed form), earlier (``ref_left < 0``)
-    when it spiked in the previous step. A spike resets the neuron at the
-    crossing and the flight ends there: the rest of the step is integrated,
-    at full accuracy, by the next step's flight (``ref_left = -rest``), so a
-    step costs one flight whether or not the neuron spikes.
+    For every integrator but "euler" a neuron's flight starts once its
+    refractory time is served (v held at v_reset, w relaxing in closed form),
+    ends at the crossing where it spikes, and the neuron is reset there; the
+    rest of the step (after the refractory period) is integrated from the
+    reset with an explicit midpoint step in (v, w), in a second pass that
+    leaves the other neurons as they are. A step costs one flight and that
+    midpoint step whether or not a neuron spikes.
 
     Args:
         state: :class:`AdExState` at time ``t - dt``
@@ -575,24 +600,34 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
             (static; costs memory traffic that matters only for "euler")
 
     Returns:
-        the :class:`AdExState` at time ``t`` (at the crossing for a neuron that
-        spiked in the step); at most one spike per neuron and step
+        the :class:`AdExState` at time ``t``; at most one spike per neuron and step
     """
     check_current_shape(j, state.v.shape)
     if method == "euler":
         return _advance_euler(state, j, t, dt, c, refractory, track_times)
-    off = state.ref_left
-    v1, w1 = _materialized_pair(_flight, (state.v, state.w, j, off), dt, c, method, refractory)
+    ref_left = state.ref_left
+    v1, w1 = _materialized_pair(_flight, (state.v, state.w, j, ref_left), dt, c, method, refractory)
     s = (v1 > c.v_spike).astype(v1.dtype)
-    # the crossing, from the step start (negative when the flight began in the previous step)
-    t_cross = off + _decode_theta(v1, c) * _free_time(off, dt)
+    r_a = _clamped_share(ref_left, dt) if refractory else 0.
+    t_cross = r_a + _decode_theta(v1, c) * (dt - r_a)  # from the step start, where s = 1
     rest = dt - t_cross
+    v, w = _materialized_pair(_remainder, (v1, w1, j, rest), dt, c, refractory)
     if refractory:
-        off_new = _blend(s, c.refract_time - rest, jnp.maximum(off - dt, 0.))
-    else:
-        off_new = -rest * s
-    # more than one spike per step cannot be emitted: a neuron firing faster drops the excess lag
-    off_new = jnp.maximum(off_new, -dt)
+        ref_left = _blend(s, jnp.maximum(c.refract_time - rest, 0.), jnp.maximum(ref_left - dt, 0.))
+        v = jnp.where(ref_left > 0., c.v_reset, v)  # exactly v_reset while clamped
     tols, t_spike = _spike_times(state, s, t, lambda: (t - dt) + t_cross, track_times)
-    reset = jnp.maximum(s, (off_new > 0.).astype(s.dtype)) if refractory else s  # v exactly v_reset while clamped
-    return AdExState(v=_blend(reset, c.v_reset, v1), w=w1, ref_left=off_new, s=s, tols=tols, t_spike=t_spike)
+    return AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
+
+
+def _remainder(v1, w1, j, rest, dt, c, refractory):
+    """Where the flight crossed (``v1`` encodes the crossing, ``w1`` is w after
+    the reset): (v, w) at the end of the step, integrated from v_reset over
+    the ``rest`` of the step after the refractory period by an explicit
+    midpoint step (a second order error over less than a step, after each
+    spike); elsewhere ``(v1, w1)``."""
+    crossed = v1 > c.v_spike
+    h = jnp.clip(rest - c.refract_time if refractory else rest, 0., dt)
+    h = jnp.where(crossed, h, 0.)
+    drive = c.v_rest + c.resist_m * jnp.clip(j, -STATE_BOUND, STATE_BOUND)
+    (v, w), _ = step_midpoint(lambda x: vw_field(x[0], x[1], drive, c), (c.v_reset, w1), h)
+    return jnp.where(crossed, _clamp_v(v, c), v1), jnp.where(crossed, _clamp_w(w), w1)
