@@ -118,6 +118,8 @@ class Coefficients(NamedTuple):
     inv_m_cap: jnp.ndarray    # exp(-u_depth)
     p_floor: jnp.ndarray      # P at v = -STATE_BOUND
     theta_scale: jnp.ndarray  # max(1, |v_spike|): crossing fractions are packed above v_spike
+    inv_theta_scale: jnp.ndarray
+    exp_reset: jnp.ndarray    # the exponential term at v_reset (mV)
 
 
 class AdExState(NamedTuple):
@@ -170,7 +172,8 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
         psi_peak=_psi_of_log(m_peak, log_m_peak),
         u_depth=u_depth, m_cap=m_cap, inv_m_cap=1. / m_cap,
         p_floor=d_safe * m_cap * (1. + (p["intrinsic_mem_thr"] + STATE_BOUND) / d_safe - u_depth),
-        theta_scale=np.maximum(1., np.abs(v_spike)),
+        theta_scale=np.maximum(1., np.abs(v_spike)), inv_theta_scale=1. / np.maximum(1., np.abs(v_spike)),
+        exp_reset=delta * np.exp(np.minimum((p["v_reset"] - p["intrinsic_mem_thr"]) / d_safe, EXP_CAP)),
     )
     return Coefficients(**{k: (jnp.asarray(v) if np.asarray(v).dtype == bool else jnp.asarray(v, dtype=dtype))
                            for k, v in out.items()})
@@ -305,15 +308,21 @@ def _psi_terms(m, log_m):
     return ml, ml - m1 + 1.
 
 
-def to_pq(v, w, c: Coefficients):
-    """(v, w) -> transformed (P, q); ln min(m, 1) is min(-x, 0), no log needed."""
+def _encode_v(v, c: Coefficients):
+    """P at a potential v, with what :func:`_decode_p` would give there
+    (ln min(m, m_cap) is min(-x, u_depth): no log needed)."""
     v = _clamp_v(v, c)
     x = (v - c.v_t) * c.inv_delta
-    mm = jnp.minimum(fast_exp(jnp.minimum(-x, c.u_depth)), c.m_cap)
+    log_m = jnp.minimum(-x, c.u_depth)
+    mm = jnp.minimum(fast_exp(log_m), c.m_cap)
     P = c.delta_safe * mm * (1. + jnp.maximum(-x - c.u_depth, 0.))
-    m1 = jnp.minimum(mm, 1.)
-    lm1 = jnp.minimum(-x, 0.)
-    return P, w - c.kappa * (m1 * lm1 - m1 + 1.)
+    return P, (P * c.inv_delta, mm, log_m, v)
+
+
+def to_pq(v, w, c: Coefficients):
+    """(v, w) -> transformed (P, q), and :func:`_decode_p` of P."""
+    P, decoded = _encode_v(v, c)
+    return (P, w - c.kappa * _psi_terms(decoded[0], decoded[2])[1]), decoded
 
 
 def from_pq(P, q, c: Coefficients):
@@ -322,11 +331,13 @@ def from_pq(P, q, c: Coefficients):
     return v, _clamp_w(q + c.kappa * _psi_terms(m, log_m)[1])
 
 
-def pq_field(P, q, drive, c: Coefficients):
+def pq_field(P, q, drive, c: Coefficients, decoded=None):
     """(dP/dt, dq/dt) in ms^-1 under ``drive = v_rest + resist_m j``; smooth
-    through the spike upswing."""
-    P = _clamp_p(P, c)
-    m, mm, log_m, v = _decode_p(P, c)
+    through the spike upswing. ``decoded``: :func:`_decode_p` of P where
+    already known."""
+    if decoded is None:
+        decoded = _decode_p(_clamp_p(P, c), c)
+    m, mm, log_m, v = decoded
     ml, psi = _psi_terms(m, log_m)
     w = _upper(_lower(q + c.kappa * psi, -STATE_BOUND), STATE_BOUND)
     g = drive - v - c.resist_m * w
@@ -349,9 +360,10 @@ def step_midpoint(f, x, h):
     return _axpy(x, h, k2), (k1, k2)
 
 
-def step_rk4(f, x, h):
-    """Classical fourth-order Runge-Kutta. Returns (x1, stages)."""
-    k1 = f(x)
+def step_rk4(f, x, h, k1=None):
+    """Classical fourth-order Runge-Kutta (``k1``: f(x) where already known).
+    Returns (x1, stages)."""
+    k1 = f(x) if k1 is None else k1
     k2 = f(_axpy(x, 0.5 * h, k1))
     k3 = f(_axpy(x, 0.5 * h, k2))
     k4 = f(_axpy(x, h, k3))
@@ -419,14 +431,18 @@ def _locate_crossing(x0, ks, h, gap0, gap1, level, newton=2):
     return theta, rk4_dense(x0, ks, h, theta, 1)[0]
 
 
-def _flight_pq(P, q, drive, h, c):
-    """Integrates (P, q) over h with RK4; the crossing of P_peak is located on
-    the cubic dense output (no extra field evaluations)."""
-    x0 = (P, q)
+def _flight_pq(v, w, drive, h, c):
+    """Integrates (P, q) from (v, w) over h with RK4; the crossing of P_peak
+    is located on the cubic dense output (no extra field evaluations)."""
+    x0, decoded = to_pq(v, w, c)
+    P, q = x0
     field = lambda x: pq_field(x[0], x[1], drive, c)
-    (P1, q1), ks = step_rk4(field, x0, h)
+    (P1, q1), ks = step_rk4(field, x0, h, k1=pq_field(P, q, drive, c, decoded))
     # P is nearly linear in time near the peak: one Newton step from the linear guess is as accurate as two
-    theta, q_cross = _locate_crossing(x0, ks, h, P - c.p_peak, P - P1, c.p_peak, newton=1)
+    inv = _safe_ratio(1., P - P1)
+    theta = jnp.clip((P - c.p_peak) * inv, 0., 1.)
+    theta = jnp.clip(theta + (rk4_dense(x0, ks, h, theta, 0)[0] - c.p_peak) * inv, 0., 1.)
+    q_cross = rk4_dense(x0, ks, h, theta, 1)[0]
     return P1, q1, P1 < c.p_peak, theta, q_cross
 
 
@@ -526,8 +542,7 @@ def _flight(v, w, j, ref_left, dt, c, method, refractory):
         r_a, v, w = _serve_refractory(v, w, ref_left, dt, c)
         h = dt - r_a
     if method == "precise":
-        P, q = to_pq(v, w, c)
-        P1, q1, crossed, theta, q_cross = _flight_pq(P, q, c.v_rest + c.resist_m * j, h, c)
+        P1, q1, crossed, theta, q_cross = _flight_pq(v, w, c.v_rest + c.resist_m * j, h, c)
         crossed = crossed & (h > 0.)  # a reset beyond the capped peak must not fire while clamped
         v1, w1 = from_pq(P1, q1, c)
         w_cross = q_cross + c.kappa * c.psi_peak
@@ -545,7 +560,7 @@ def _encode_theta(theta, c):
 
 
 def _decode_theta(v1, c):
-    return (v1 - c.v_spike) / c.theta_scale - 1.
+    return (v1 - c.v_spike) * c.inv_theta_scale - 1.
 
 
 def _materialized_pair(flight, args, *params, pack=True):
@@ -629,5 +644,9 @@ def _remainder(v1, w1, j, rest, dt, c, refractory):
     h = jnp.clip(rest - c.refract_time if refractory else rest, 0., dt)
     h = jnp.where(crossed, h, 0.)
     drive = c.v_rest + c.resist_m * jnp.clip(j, -STATE_BOUND, STATE_BOUND)
-    (v, w), _ = step_midpoint(lambda x: vw_field(x[0], x[1], drive, c), (c.v_reset, w1), h)
+    # the first stage at v_reset, whose exponential term is a constant of the neuron
+    dv = (drive - c.v_reset + c.exp_reset - c.resist_m * w1) * c.inv_tau_m
+    dw = (c.a * (c.v_reset - c.v_rest) - w1) * c.inv_tau_w
+    dv, dw = vw_field(c.v_reset + 0.5 * h * dv, w1 + 0.5 * h * dw, drive, c)
+    v, w = c.v_reset + h * dv, w1 + h * dw
     return jnp.where(crossed, _clamp_v(v, c), v1), jnp.where(crossed, _clamp_w(w), w1)
