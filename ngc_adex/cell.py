@@ -48,8 +48,7 @@ class AdExCell(JaxComponent):
     | --- Cell State Compartments: ---
     | v - membrane potential/voltage at time t (mV)
     | w - adaptation/recovery current at time t (pA with physical units)
-    | ref_left - refractory time still to serve (ms; 0 when free; < 0 in the step
-    |            of a spike: the state then applies at t + ref_left, see below)
+    | ref_left - refractory time still to serve at time t (ms; 0 when free)
     | key - JAX PRNG key
     | --- Cell Output Compartments: ---
     | s - emitted binary spikes in the step (t - dt, t]
@@ -59,11 +58,10 @@ class AdExCell(JaxComponent):
     |           kept when precise_times is on, see below, else 0)
 
     Each ``advance_state(t, dt)`` moves every neuron from t - dt to t. For
-    all integrators but "euler" the reset happens at the crossing: in the
-    step of a spike the compartments hold the reset state at the crossing
-    time, t + ref_left (ref_left < 0), and the next step integrates from
-    there, so the post-spike remainder costs no second integration and loses
-    no accuracy. "euler" keeps ngc-learn's semantics (reset at the end of the
+    all integrators but "euler" the reset happens at the crossing and the
+    rest of the step is integrated from there (explicit midpoint, after the
+    refractory period), so the compartments always hold the state at time
+    t. "euler" keeps ngc-learn's semantics (reset at the end of the
     step) and reproduces ngc-learn's ``AdExCell`` wherever that one stays
     finite (same spikes, v and w to float32 rounding).
 
@@ -232,8 +230,7 @@ class AdExCell(JaxComponent):
             "states":
                 {"v": "Membrane potential/voltage at time t",
                  "w": "Recovery/adaptation variable at time t",
-                 "ref_left": "Refractory time still to serve at time t (ms); < 0: the state applies at "
-                             "t + ref_left (the crossing, in the step of a spike)"},
+                 "ref_left": "Refractory time still to serve at time t (ms)"},
             "outputs":
                 {"s": "Emitted spikes/pulses in the step (t - dt, t]",
                  "tols": "Time-of-last-spike (t of the step that spiked)",
