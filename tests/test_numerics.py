@@ -164,7 +164,7 @@ def test_float64_is_more_accurate():
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["dtype"] == "float64"
     assert all(c == 0 for c in out["counts"])
-    assert out["median"] <= 2e-4  # float32 gives 1.7e-4; the remaining error is truncation
+    assert out["median"] <= 1e-4  # float32 gives 1.4e-4, float64 6e-5: the remaining error is truncation
 
 
 def test_precise_step_is_reverse_differentiable():
