@@ -184,11 +184,9 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
         j = _current_at(kind, fn, t, series[0] if series else None, const)
         new = _keep_if(valid, dynamics.AdExState(*step(*state, j, t, dt_)), state)
         out = {name: getattr(new, name).reshape(-1)[rec] for name in record}
-        if spikes and precise:  # spiking neurons carry their interpolated time, the others NaN
-            out["_spikes"] = jnp.where(new.s > 0, new.t_spike, jnp.nan).reshape(-1)
-        elif spikes:  # grid times: one bit per neuron and the step's time
+        if spikes:  # one bit per neuron, and the times to read at the set bits
             out["_spikes"] = jnp.packbits(new.s.reshape(-1) > 0)
-            out["_t"] = t
+            out["_t"] = new.t_spike.reshape(-1) if precise else t
         return new, out
 
     scan = _cached_scan(cell, ("simulate", kind, fn, tuple(record), spikes), body)
@@ -197,14 +195,9 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
     def sink(out, n_valid):
         for name in record:
             traces[name].append(out[name][:n_valid])
-        if spikes and precise:
-            hits = out["_spikes"][:n_valid]
-            steps, neuron = np.nonzero(~np.isnan(hits))
-            times.append(hits[steps, neuron])
-            index.append(neuron)
-        elif spikes:
-            steps, neuron = np.nonzero(np.unpackbits(out["_spikes"][:n_valid], axis=1, count=n_neurons))
-            times.append(out["_t"][steps])
+        if spikes:
+            steps, neuron = _set_bits(out["_spikes"][:n_valid])
+            times.append(out["_t"][steps, neuron] if precise else out["_t"][steps])
             index.append(neuron)
 
     state = dynamics.AdExState(*(getattr(cell, name).get() for name in dynamics.AdExState._fields))
@@ -215,6 +208,14 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
     state = _run_chunks(scan, state, aux, series, n_steps, dt, t0, chunk, progress, sink)
     return _finish_run(cell, state, t0, dt, n_steps, times, index,
                        {name: np.concatenate(traces[name]) for name in record})
+
+
+def _set_bits(packed):
+    """(row, bit) of every set bit of ``np.packbits`` rows, in row-major
+    order; only the nonzero bytes are unpacked (spikes are sparse)."""
+    rows, cols = np.nonzero(packed)
+    k, bit = np.nonzero(np.unpackbits(packed[rows, cols][:, None], axis=1))
+    return rows[k], cols[k] * 8 + bit
 
 
 def _finish_run(cell, state, t0, dt, n_steps, times, index, traces):
