@@ -59,7 +59,7 @@ class AdExCell(JaxComponent):
 
     Each ``advance_state(t, dt)`` moves every neuron from t - dt to t. For
     all integrators but "euler" the reset happens at the crossing and the
-    rest of the step is integrated from there (explicit midpoint, after the
+    rest of the step is integrated from there (one explicit step, after the
     refractory period), so the compartments always hold the state at time
     t. "euler" keeps ngc-learn's semantics (reset at the end of the
     step) and reproduces ngc-learn's ``AdExCell`` wherever that one stays
