@@ -291,20 +291,23 @@ def _clamp_p(P, c: Coefficients, lower=_lower, upper=_upper):
     return upper(lower(P, c.p_peak), c.p_floor)
 
 
-def _decode_p(P, c: Coefficients, lower=_lower, upper=_upper):
+def _linear_part(m, c: Coefficients, lower=_lower):
+    """(v_T - v)/D - ln min(m, m_cap): the linear continuation of P beyond m_cap."""
+    return lower(m * c.inv_m_cap - 1., 0.)
+
+
+def _decode_p(P, c: Coefficients):
     """(m, min(m, m_cap), its log, v) from a clamped transformed potential P."""
     m = P * c.inv_delta
-    mm = upper(m, c.m_cap)
+    mm = _upper(m, c.m_cap)
     log_m = fast_log(mm)
-    v = c.v_t - c.delta_safe * (log_m + lower(m * c.inv_m_cap - 1., 0.))  # + the linear continuation
-    return m, mm, log_m, v
+    return m, mm, log_m, c.v_t - c.delta_safe * (log_m + _linear_part(m, c))
 
 
 def _psi_terms(m, log_m):
     """(min(m, 1) ln min(m, 1), psi(min(m, 1)))."""
-    m1 = _upper(m, 1.)
-    ml = m1 * _upper(log_m, 0.)
-    return ml, ml - m1 + 1.
+    m1, log_m1 = _upper(m, 1.), _upper(log_m, 0.)
+    return m1 * log_m1, _psi_of_log(m1, log_m1)
 
 
 def _encode_v(v, c: Coefficients):
@@ -334,8 +337,7 @@ def from_pq(P, q, c: Coefficients, start):
     m = _clamp_p(P, c, jnp.maximum, jnp.minimum) * c.inv_delta
     m0, mm0, log_m0, v0 = start
     log_ratio = fast_log(jnp.minimum(m, c.m_cap) / mm0)
-    linear = lambda x: jnp.maximum(x * c.inv_m_cap - 1., 0.)  # the linear continuation
-    v = v0 - c.delta_safe * (log_ratio + linear(m) - linear(m0))
+    v = v0 - c.delta_safe * (log_ratio + _linear_part(m, c, jnp.maximum) - _linear_part(m0, c))
     return v, _clamp_w(q + c.kappa * _psi_terms(m, log_m0 + log_ratio)[1])
 
 
@@ -381,15 +383,13 @@ def step_rk4(f, x, h, k1=None):
 
 def rk4_dense(x0, ks, h, theta, i):
     """Component ``i`` of RK4's cubic continuous extension at fraction ``theta``
-    of the step, and its time derivative."""
+    of the step."""
     k1, k2, k3, k4 = (k[i] for k in ks)
     t2, t3 = theta * theta, theta * theta * theta
     b1 = theta - 1.5 * t2 + (2. / 3.) * t3
     b23 = t2 - (2. / 3.) * t3
     b4 = -0.5 * t2 + (2. / 3.) * t3
-    value = x0[i] + h * (b1 * k1 + b23 * (k2 + k3) + b4 * k4)
-    slope = (1. - 3. * theta + 2. * t2) * k1 + (2. * theta - 2. * t2) * (k2 + k3) + (2. * t2 - theta) * k4
-    return value, slope
+    return x0[i] + h * (b1 * k1 + b23 * (k2 + k3) + b4 * k4)
 
 
 _STEPPERS = {"midpoint": step_midpoint, "rk4": step_rk4}  # Runge-Kutta in (v, w)
@@ -403,10 +403,9 @@ def _safe_ratio(num, den):
 # ----------------------------------------------------------------------------
 # free flight over (per-neuron) durations h: integrate, detect, locate
 # ----------------------------------------------------------------------------
-def _flight_vw(v, w, j, h, c, method):
+def _flight_vw(v, w, drive, h, c, method):
     """Integrates (v, w) over h; returns (v1, w1, crossed, theta, w_cross)."""
     x0 = (v, w)
-    drive = c.v_rest + c.resist_m * j
     (v1, w1), ks = _STEPPERS[method](lambda x: vw_field(x[0], x[1], drive, c), x0, h)
     crossed = v1 > c.v_spike
     # used where crossed, where v1 > v_spike >= v
@@ -414,7 +413,7 @@ def _flight_vw(v, w, j, h, c, method):
     w_cross = w + theta * (_clamp_w(w1) - w)
     if method == "rk4" and not _all(c.has_exp):
         # without the exponential term v is smooth: its cubic locates the crossing
-        theta_if, w_if = _locate_crossing(x0, ks, h, c.v_spike - v, v1 - v, c.v_spike)
+        theta_if, w_if = _locate_crossing(x0, ks, h, c.v_spike - v, v1 - v, c.v_spike, refinements=3)
         theta = jnp.where(c.has_exp, theta, theta_if)
         w_cross = jnp.where(c.has_exp, w_cross, w_if)
     return jnp.maximum(v1, -STATE_BOUND), _clamp_w(w1), crossed, theta, w_cross
@@ -428,15 +427,16 @@ def _static(x):
         return None
 
 
-def _locate_crossing(x0, ks, h, gap0, gap1, level):
-    """Fraction of an RK4 step at which component 0 reaches ``level`` (linear
-    guess refined by two Newton steps on the cubic dense output) and
-    component 1 there."""
-    theta = jnp.clip(_safe_ratio(gap0, gap1), 0., 1.)
-    for _ in range(2):
-        value, slope = rk4_dense(x0, ks, h, theta, 0)
-        theta = jnp.clip(theta - _safe_ratio(value - level, h * slope), 0., 1.)
-    return theta, rk4_dense(x0, ks, h, theta, 1)[0]
+def _locate_crossing(x0, ks, h, gap0, gap1, level, refinements):
+    """Fraction of an RK4 step at which component 0 reaches ``level`` and
+    component 1 there: the linear guess ``gap0/gap1`` (``gap0``: level minus
+    the start, ``gap1``: the end minus the start), refined on the cubic dense
+    output with the chord's slope (no derivative, one division)."""
+    inv = _safe_ratio(1., gap1)
+    theta = jnp.clip(gap0 * inv, 0., 1.)
+    for _ in range(refinements):
+        theta = jnp.clip(theta - (rk4_dense(x0, ks, h, theta, 0) - level) * inv, 0., 1.)
+    return theta, rk4_dense(x0, ks, h, theta, 1)
 
 
 def _flight_pq(v, w, drive, h, c):
@@ -447,12 +447,8 @@ def _flight_pq(v, w, drive, h, c):
     P, q = x0
     field = lambda x: pq_field(x[0], x[1], drive, c)
     (P1, q1), ks = step_rk4(field, x0, h, k1=pq_field(P, q, drive, c, decoded))
-    # P is nearly linear in time near the peak: the linear guess, refined once with the chord's slope
-    # (no derivative, no second division), is as accurate as Newton's method on the dense output
-    inv = _safe_ratio(1., P - P1)
-    theta = jnp.clip((P - c.p_peak) * inv, 0., 1.)
-    theta = jnp.clip(theta + (rk4_dense(x0, ks, h, theta, 0)[0] - c.p_peak) * inv, 0., 1.)
-    q_cross = rk4_dense(x0, ks, h, theta, 1)[0]
+    # P is nearly linear in time near the peak: one refinement is as accurate as Newton's method
+    theta, q_cross = _locate_crossing(x0, ks, h, c.p_peak - P, P1 - P, c.p_peak, refinements=1)
     return P1, q1, P1 < c.p_peak, theta, q_cross, decoded
 
 
@@ -467,6 +463,11 @@ def check_current_shape(j, shape):
     if not ok:
         raise ValueError(f"input current j has shape {j_shape}; expected (batch_size, n_units) = {tuple(shape)} "
                          f"or a shape that broadcasts to it (e.g. a scalar or (n_units,))")
+
+
+def _drive(j, c):
+    """v_rest + resist_m j (mV), the input as the fields take it (j bounded)."""
+    return c.v_rest + c.resist_m * jnp.clip(j, -STATE_BOUND, STATE_BOUND)
 
 
 def _relax_w(w, r, c):
@@ -546,18 +547,18 @@ def _flight(v, w, j, ref_left, dt, c, method, refractory):
     ``(v1, w1)`` at the end of the step, or, where the neuron crossed,
     ``(encoded crossing fraction, w after the reset and the refractory
     period served inside the step)``."""
-    j = jnp.clip(j, -STATE_BOUND, STATE_BOUND)
+    drive = _drive(j, c)
     h = dt
     if refractory:
         r_a, v, w = _serve_refractory(v, w, ref_left, dt, c)
         h = dt - r_a
     if method == "precise":
-        P1, q1, crossed, theta, q_cross, start = _flight_pq(v, w, c.v_rest + c.resist_m * j, h, c)
+        P1, q1, crossed, theta, q_cross, start = _flight_pq(v, w, drive, h, c)
         crossed = crossed & (h > 0.)  # a reset beyond the capped peak must not fire while clamped
         v1, w1 = from_pq(P1, q1, c, start)
         w_cross = q_cross + c.kappa * c.psi_peak
     else:
-        v1, w1, crossed, theta, w_cross = _flight_vw(v, w, j, h, c, method)
+        v1, w1, crossed, theta, w_cross = _flight_vw(v, w, drive, h, c, method)
     w_r = w_cross + c.b
     if refractory:
         w_r = _relax_w(w_r, jnp.minimum(c.refract_time, h * (1. - theta)), c)
@@ -657,7 +658,7 @@ def _remainder(v1, w1, j, rest, dt, c, refractory, method):
     crossed = v1 > c.v_spike
     h = jnp.clip(rest - c.refract_time if refractory else rest, 0., dt)
     h = jnp.where(crossed, h, 0.)
-    drive = c.v_rest + c.resist_m * jnp.clip(j, -STATE_BOUND, STATE_BOUND)
+    drive = _drive(j, c)
     # the first stage at v_reset, whose exponential term is a constant of the neuron
     dv = (drive - c.v_reset + c.exp_reset - c.resist_m * w1) * c.inv_tau_m
     dw = (c.a * (c.v_reset - c.v_rest) - w1) * c.inv_tau_w
