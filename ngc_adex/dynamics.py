@@ -652,8 +652,8 @@ def _remainder(v1, w1, j, rest, dt, c, refractory, method):
     the reset): (v, w) at the end of the step, integrated from v_reset over
     the ``rest`` of the step after the refractory period; elsewhere
     ``(v1, w1)``. A second-order Taylor step with the Jacobian at v_reset,
-    where the exponential term is a constant of the neuron (error ~1e-4 mV
-    after a spike, no exponential to evaluate), or, for "midpoint" and "rk4"
+    where the exponential term is a constant of the neuron (error below
+    1e-3 mV after a spike, no exponential to evaluate), or, for "midpoint" and "rk4"
     where every neuron has the exponential term, a forward Euler step: its
     error (~1e-3 mV) is far below what the upswing costs their spike times
     (~0.2 ms, about 1 mV at the reset). Without the exponential term their
