@@ -634,12 +634,13 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
         return _advance_euler(state, j, t, dt, c, refractory, track_times)
     ref_left = state.ref_left
     v1, w1 = _materialized_pair(_flight, (state.v, state.w, j, ref_left), dt, c, method, refractory)
-    s = (v1 > c.v_spike).astype(v1.dtype)
+    crossed = v1 > c.v_spike
+    s = crossed.astype(v1.dtype)
     r_a = _clamped_share(ref_left, dt) if refractory else 0.
     t_cross = r_a + _decode_theta(v1, c) * (dt - r_a)  # from the step start, where s = 1
     rest = dt - t_cross
     # computed in the loops that write v and w (~4% faster than a pass of its own)
-    v, w = _remainder(v1, w1, j, rest, dt, c, refractory, method)
+    v, w = _remainder(v1, w1, crossed, j, rest, dt, c, refractory, method)
     if refractory:
         ref_left = _blend(s, jnp.maximum(c.refract_time - rest, 0.), jnp.maximum(ref_left - dt, 0.))
         v = jnp.where(ref_left > 0., c.v_reset, v)  # exactly v_reset while clamped
@@ -647,18 +648,17 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
     return AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
 
 
-def _remainder(v1, w1, j, rest, dt, c, refractory, method):
-    """Where the flight crossed (``v1`` encodes the crossing, ``w1`` is w after
-    the reset): (v, w) at the end of the step, integrated from v_reset over
-    the ``rest`` of the step after the refractory period; elsewhere
+def _remainder(v1, w1, crossed, j, rest, dt, c, refractory, method):
+    """Where the flight ``crossed`` (``v1`` encodes the crossing, ``w1`` is w
+    after the reset): (v, w) at the end of the step, integrated from v_reset
+    over the ``rest`` of the step after the refractory period; elsewhere
     ``(v1, w1)``. A second-order Taylor step with the Jacobian at v_reset,
     where the exponential term is a constant of the neuron (error below
-    1e-3 mV after a spike, no exponential to evaluate), or, for "midpoint" and "rk4"
-    where every neuron has the exponential term, a forward Euler step: its
-    error (~1e-3 mV) is far below what the upswing costs their spike times
-    (~0.2 ms, about 1 mV at the reset). Without the exponential term their
-    spike times are accurate, and so must be the step after a spike."""
-    crossed = v1 > c.v_spike
+    1e-3 mV after a spike, no exponential to evaluate), or, for "midpoint"
+    and "rk4" where every neuron has the exponential term, a forward Euler
+    step: its error (~1e-3 mV) is far below what the upswing costs their
+    spike times (~0.2 ms, about 1 mV at the reset). Without the exponential
+    term their spike times are accurate, and so must be the step after a spike."""
     h = jnp.clip(rest - c.refract_time if refractory else rest, 0., dt)
     h = jnp.where(crossed, h, 0.)
     dv = (_drive(j, c) - c.v_reset + c.exp_reset - c.resist_m * w1) * c.inv_tau_m
