@@ -18,36 +18,44 @@ Integrators (``method``):
   differently from one fusion to another).
 * ``"midpoint"`` / ``"rk4"``: Runge-Kutta on the coupled (v, w) system, reset at
   the (linearly interpolated) crossing.
-* ``"precise"``: classical RK4 in transformed variables (P, q) in which the
-  spike upswing is linear in time and the log singularity of w is removed;
-  the crossing is located on RK4's cubic dense output. Spike times agree with
-  an exact solution to about 1e-4 ms at dt = 0.1 ms in float32.
+* ``"precise"``: a Taylor series in time of the exact solution, in variables
+  in which the spike upswing is smooth, computed from the equations'
+  recurrences (one exponential and one logarithm per step); the crossing is
+  solved on the series itself. Spike times agree with an exact solution to
+  about 3e-4 ms at dt = 0.1 ms in float32 (order 4), 6e-5 ms in float64 (order 6).
 
 Every integrator but "euler" resets a neuron at its crossing and integrates
 the rest of the step from the reset (one explicit step in (v, w), after the
 refractory period), so the compartments hold the state at the end of every step.
 
-The transformed variables (``D = v_sharpness``, ``vT = intrinsic_mem_thr``,
-``U = U_DEPTH``)::
+The series of "precise" (``D = v_sharpness``, ``vT = intrinsic_mem_thr``,
+``E0 = exp((v0 - vT)/D)`` at the start ``v0`` of the step)::
 
-    m = exp(-(v - vT)/D)                    (-> 0 at the spike)
-    P = D m   for v >= vT - U D,  continued linearly in v below
-    q = w - kappa psi(min(m, 1)),  psi(m) = m ln m - m + 1,  kappa = a D tau_m/tau_w
+    rho = exp(-(v - v0)/D)      y = (v - v0)/D = -ln rho      u = resist_m w / D
+    tau_m drho/dt = -(E0 + rho (drive - v - resist_m w)/D),   drive = v_rest + resist_m j
 
-give ``tau_m dP/dt = -(m G + D)`` (the exponential term becomes the constant D)
-and ``tau_w dq/dt = -w + a (min(v, vT) - v_rest) + a min(m, 1) ln(min(m, 1)) G``
-with ``G = -(v - v_rest) - resist_m (w - j)``: near the spike ``P`` falls
-linearly to ``P_peak = D exp(-(thr - vT)/D)``, every term is continuous, and
-a step needs one logarithm per stage (v from P) and no exponential. Below
-``vT - U D`` the exponential term (< D e^-U) is dropped and ``m`` in ``m G``
-is capped at ``e^U``. With ``D = 0`` they reduce to ``P = vT + 1 - v``,
-``q = w`` (plain integrate-and-fire).
+The exponential term becomes the constant ``E0``: at the spike (v -> inf) ``rho``
+falls almost linearly to 0, where v's own series diverges. The Taylor
+coefficients of rho, y, u follow from products of series (rho y' = -rho' and
+the equations); v at the end of the step is ``v0 - D ln rho``, the crossing the
+root of ``rho(t) = exp(-(thr - v0)/D)`` (Newton's method from the tangent). The
+series converges within the distance ``~tau_m/E0`` to the upswing's singularity
+in complex time: a step is expanded over at most ``SERIES_REACH`` times that
+distance, which holds the crossing. w's log singularity there is carried by
+``psi(rho) = rho ln rho - rho + 1``, summed exactly (``w = q + a_psi psi(rho)``
+with ``q`` a fast-converging series). Below ``vT - U_DEPTH D`` (or where the
+input moves v by more than ``SERIES_SPAN D`` in a step) the exponential term,
+below ``D e^-U_DEPTH``, is dropped and ``D_FAR`` replaces ``D`` (with
+``D = 0``: plain integrate-and-fire); there v is summed from y and the crossing
+is that of ``v_spike`` by v.
 
-Overflow safety: inside every right-hand side v is clamped to the spike
-potential (as NEST does) and to a finite floor, w to a finite box, and the
-exponent to ``EXP_CAP``; states leaving a step are clamped the same way and
-resets select between finite values. No finite input can produce NaN or inf;
-a NaN input current only affects the neuron it is fed to.
+Overflow safety: inside every Runge-Kutta right-hand side v is clamped to the
+spike potential (as NEST does) and to a finite floor, w to a finite box, and
+the exponent to ``EXP_CAP``; states leaving a step are clamped the same way and
+resets select between finite values; a series that overflows (time constants
+far shorter than the step) leaves the neuron's state unchanged for that step.
+No finite input can produce NaN or inf; a NaN input current only affects the
+neuron it is fed to.
 
 Cost: every integrator but "euler" integrates each neuron once per step,
 plus one explicit step over the rest of the step (see :func:`advance`); on
@@ -66,9 +74,22 @@ import jax.numpy as jnp
 EXP_CAP = 60.
 #: |v| and |w| never exceed this (mV / pA); reached only by diverging runs
 STATE_BOUND = 1e9
-#: below intrinsic_mem_thr - U_DEPTH v_sharpness the transformed potential continues linearly
-#: in v and the exponential term (below v_sharpness exp(-U_DEPTH) ~ 2e-9 v_sharpness) is dropped
+#: "precise" drops the exponential term of a step that starts below
+#: intrinsic_mem_thr - U_DEPTH v_sharpness (where it is below 2e-9 v_sharpness)
 U_DEPTH = 20.
+#: order of the Taylor series of "precise" per dtype: in float32 its spike-time error (~3e-4 ms at
+#: dt = 0.1 ms) is of the order of the rounding's (~1e-4 ms); float64 gets the accuracy it pays for
+SERIES_ORDER = {"float32": 4, "float64": 6}
+#: "precise" expands a step over at most this many times the distance to the singularity of the
+#: upswing, beyond which the series diverges; the crossing lies within ~1.1 times that distance
+SERIES_REACH = 2.
+#: a step whose input moves v by more than this many v_sharpness drops the exponential term
+SERIES_SPAN = 8.
+#: the scale (mV) of rho where the exponential term is dropped: v moves by less than this in a step
+D_FAR = 1000.
+#: the psi transform of w applies where the step is at least this fraction of that distance
+#: (elsewhere w's series converges fast and the float32 logarithm in psi would only add rounding)
+PSI_FROM = 0.05
 
 METHODS = ("euler", "midpoint", "rk4", "precise")
 #: accepted spellings of each integrator
@@ -109,13 +130,13 @@ class Coefficients(NamedTuple):
     b: jnp.ndarray
     refract_time: jnp.ndarray
     w_refract: jnp.ndarray    # w relaxes to a (v_reset - v_rest) while clamped
-    kappa: jnp.ndarray        # a D tau_m / tau_w
-    p_peak: jnp.ndarray       # P at the spike (1 where v_sharpness = 0)
-    psi_peak: jnp.ndarray     # psi(m) at the spike
-    u_depth: jnp.ndarray      # U_DEPTH where v_sharpness > 0, else 0
-    m_cap: jnp.ndarray        # exp(u_depth): beyond it P continues linearly in v
-    inv_m_cap: jnp.ndarray    # exp(-u_depth)
-    p_floor: jnp.ndarray      # P at v = -STATE_BOUND
+    inv_resist_m: jnp.ndarray # 1/resist_m
+    a_r: jnp.ndarray          # a resist_m
+    x_far: jnp.ndarray        # -U_DEPTH where v_sharpness > 0, else +inf: the exponential term is dropped below
+    d_far: jnp.ndarray        # max(v_sharpness, D_FAR): the scale of rho where the exponential term is dropped
+    inv_d_far: jnp.ndarray
+    x_spike: jnp.ndarray      # (v_spike - intrinsic_mem_thr)/v_sharpness, capped at EXP_CAP (0 where D = 0)
+    rho_spike: jnp.ndarray    # exp(-x_spike) where v_sharpness > 0, else 0
     theta_scale: jnp.ndarray  # max(1, |v_spike|): crossing fractions are packed above v_spike
     inv_theta_scale: jnp.ndarray
     exp_reset: jnp.ndarray    # the exponential term at v_reset (mV)
@@ -142,10 +163,6 @@ def spike_potential(v_sharpness, intrinsic_mem_thr, thr):
     return np.where(np.asarray(v_sharpness) > 0, thr, intrinsic_mem_thr)
 
 
-def _psi_of_log(m, log_m):
-    return m * log_m - m + 1.
-
-
 def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
     """Derives the step's constants from validated parameters (in float64,
     then cast to ``dtype``)."""
@@ -155,10 +172,6 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
     d_safe = np.where(has_exp, delta, 1.)
     v_spike = spike_potential(delta, p["intrinsic_mem_thr"], p["thr"])
     x_peak = np.minimum((p["thr"] - p["intrinsic_mem_thr"]) / d_safe, EXP_CAP)
-    log_m_peak = np.where(has_exp, -x_peak, 0.)
-    m_peak = np.exp(log_m_peak)
-    u_depth = np.where(has_exp, U_DEPTH, 0.)
-    m_cap = np.exp(u_depth)
     exp_reset = delta * np.exp(np.minimum((p["v_reset"] - p["intrinsic_mem_thr"]) / d_safe, EXP_CAP))
     np_dtype = np.dtype(jnp.dtype(dtype).name)
     # reciprocals rounded in the working precision, as ngc-learn's cell computes them (bitwise Euler match)
@@ -168,11 +181,9 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
         delta=delta, delta_safe=d_safe, inv_delta=1. / d_safe, has_exp=has_exp, v_t=p["intrinsic_mem_thr"],
         v_spike=v_spike, v_rest=p["v_rest"], v_reset=p["v_reset"], a=p["a"], b=p["b"],
         refract_time=p["refract_time"], w_refract=p["a"] * (p["v_reset"] - p["v_rest"]),
-        kappa=p["a"] * delta * p["tau_m"] / p["tau_w"],
-        p_peak=np.where(has_exp, delta * m_peak, 1.),
-        psi_peak=_psi_of_log(m_peak, log_m_peak),
-        u_depth=u_depth, m_cap=m_cap, inv_m_cap=1. / m_cap,
-        p_floor=d_safe * m_cap * (1. + (p["intrinsic_mem_thr"] + STATE_BOUND) / d_safe - u_depth),
+        inv_resist_m=1. / p["resist_m"], a_r=p["a"] * p["resist_m"], x_far=np.where(has_exp, -U_DEPTH, np.inf),
+        d_far=np.maximum(delta, D_FAR), inv_d_far=1. / np.maximum(delta, D_FAR),
+        x_spike=np.where(has_exp, x_peak, 0.), rho_spike=np.where(has_exp, np.exp(-x_peak), 0.),
         theta_scale=np.maximum(1., np.abs(v_spike)), inv_theta_scale=1. / np.maximum(1., np.abs(v_spike)),
         exp_reset=exp_reset, jac_vv=(exp_reset / d_safe - 1.) / p["tau_m"],
     )
@@ -288,76 +299,6 @@ def vw_field(v, w, drive, c: Coefficients):
     return dv, dw
 
 
-def _clamp_p(P, c: Coefficients, lower=_lower, upper=_upper):
-    """P between the spike (P_peak) and the floor v = -STATE_BOUND."""
-    return upper(lower(P, c.p_peak), c.p_floor)
-
-
-def _linear_part(m, c: Coefficients, lower=_lower):
-    """(v_T - v)/D - ln min(m, m_cap): the linear continuation of P beyond m_cap."""
-    return lower(m * c.inv_m_cap - 1., 0.)
-
-
-def _decode_p(P, c: Coefficients):
-    """(m, min(m, m_cap), its log, v) from a clamped transformed potential P."""
-    m = P * c.inv_delta
-    mm = _upper(m, c.m_cap)
-    log_m = fast_log(mm)
-    return m, mm, log_m, c.v_t - c.delta_safe * (log_m + _linear_part(m, c))
-
-
-def _psi_terms(m, log_m):
-    """(min(m, 1) ln min(m, 1), psi(min(m, 1)))."""
-    m1, log_m1 = _upper(m, 1.), _upper(log_m, 0.)
-    return m1 * log_m1, _psi_of_log(m1, log_m1)
-
-
-def _encode_v(v, c: Coefficients):
-    """P at a potential v, with what :func:`_decode_p` would give there
-    (ln min(m, m_cap) is min(-x, u_depth): no log needed)."""
-    v = _clamp_v(v, c)
-    x = (v - c.v_t) * c.inv_delta
-    log_m = jnp.minimum(-x, c.u_depth)
-    mm = jnp.minimum(fast_exp(log_m), c.m_cap)
-    P = c.delta_safe * mm * (1. + jnp.maximum(-x - c.u_depth, 0.))
-    return P, (P * c.inv_delta, mm, log_m, v)
-
-
-def to_pq(v, w, c: Coefficients):
-    """(v, w) -> transformed (P, q), and :func:`_decode_p` of P."""
-    P, decoded = _encode_v(v, c)
-    return (P, w - c.kappa * _psi_terms(decoded[0], decoded[2])[1]), decoded
-
-
-def from_pq(P, q, c: Coefficients, start):
-    """Transformed (P, q) -> (v, w) at the end of a flight that began at
-    ``start`` (:func:`_decode_p` there). v is the start's potential plus
-    D ln(m0/m): the logarithm of a ratio near 1 is accurate to a fraction of
-    its size, so that v carries no bias from the logarithm's own error
-    (which, step after step, would add up to microseconds at dt = 0.01 ms).
-    A NaN stays NaN (NaN-propagating clamps)."""
-    m = _clamp_p(P, c, jnp.maximum, jnp.minimum) * c.inv_delta
-    m0, mm0, log_m0, v0 = start
-    log_ratio = fast_log(jnp.minimum(m, c.m_cap) / mm0)
-    v = v0 - c.delta_safe * (log_ratio + _linear_part(m, c, jnp.maximum) - _linear_part(m0, c))
-    return v, _clamp_w(q + c.kappa * _psi_terms(m, log_m0 + log_ratio)[1])
-
-
-def pq_field(P, q, drive, c: Coefficients, decoded=None):
-    """(dP/dt, dq/dt) in ms^-1 under ``drive = v_rest + resist_m j``; smooth
-    through the spike upswing. ``decoded``: :func:`_decode_p` of P where
-    already known."""
-    if decoded is None:
-        decoded = _decode_p(_clamp_p(P, c), c)
-    m, mm, log_m, v = decoded
-    ml, psi = _psi_terms(m, log_m)
-    w = _upper(_lower(q + c.kappa * psi, -STATE_BOUND), STATE_BOUND)
-    g = drive - v - c.resist_m * w
-    dP = -(mm * g + c.delta) * c.inv_tau_m
-    dq = (c.a * (v - c.v_rest + c.delta * _upper(log_m, 0.) + ml * g) - w) * c.inv_tau_w
-    return dP, dq
-
-
 # ----------------------------------------------------------------------------
 # explicit Runge-Kutta steps on a pair of arrays
 # ----------------------------------------------------------------------------
@@ -441,17 +382,83 @@ def _locate_crossing(x0, ks, h, gap0, gap1, level, refinements):
     return theta, rk4_dense(x0, ks, h, theta, 1)
 
 
-def _flight_pq(v, w, drive, h, c):
-    """Integrates (P, q) from (v, w) over h with RK4; the crossing of P_peak
-    is located on the cubic dense output (no extra field evaluations).
-    Returns (P1, q1, crossed, theta, q at the crossing, the start decoded)."""
-    x0, decoded = to_pq(v, w, c)
-    P, q = x0
-    field = lambda x: pq_field(x[0], x[1], drive, c)
-    (P1, q1), ks = step_rk4(field, x0, h, k1=pq_field(P, q, drive, c, decoded))
-    # P is nearly linear in time near the peak: one refinement is as accurate as Newton's method
-    theta, q_cross = _locate_crossing(x0, ks, h, c.p_peak - P, P1 - P, c.p_peak, refinements=1)
-    return P1, q1, P1 < c.p_peak, theta, q_cross, decoded
+def _horner(coeffs, theta):
+    """The polynomial with coefficients ``coeffs`` (constant first) at ``theta``."""
+    acc = coeffs[-1]
+    for ck in coeffs[-2::-1]:
+        acc = acc * theta + ck
+    return acc
+
+
+def _flight_series(v, w, drive, h, c):
+    """The flight of "precise" over h (ms): the Taylor series of rho, y, u
+    (see the module docstring) to order :data:`SERIES_ORDER`, summed for the
+    state at the end of the step and solved for the crossing. Returns (v1,
+    w1, crossed, theta = crossing time / h, w at the crossing)."""
+    order = SERIES_ORDER.get(jnp.result_type(v).name, 6)
+    inv_k = [1. / (k + 1) for k in range(order)]
+    x0 = (v - c.v_t) * c.inv_delta
+    ha = h * c.inv_tau_m
+    forcing = drive - v - c.resist_m * w
+    # with the exponential term: above intrinsic_mem_thr, and below it down to U_DEPTH D unless the
+    # input moves v by more than SERIES_SPAN D in the step (then the exponential term is negligible)
+    near = (x0 > 0.) | ((x0 > c.x_far) & (ha * jnp.abs(forcing) <= SERIES_SPAN * c.delta_safe))
+    # the scale of rho: D near the spike, D_FAR (far above the step's change of v) where the dynamics are linear
+    d_eff = jnp.where(near, c.delta_safe, c.d_far)
+    inv_d = jnp.where(near, c.inv_delta, c.inv_d_far)
+    big_e = jnp.where(near, fast_exp(_upper(x0, EXP_CAP)), 0.)  # the exponential term / D at the start
+    # the series converges within the distance to the upswing's singularity, ~1/(big_e/tau_m):
+    # expand over at most SERIES_REACH times that distance (the crossing lies inside it)
+    r0 = ha * big_e
+    inv_r0 = 1. / _lower(r0, 1e-30)
+    s = jnp.where(r0 > SERIES_REACH, SERIES_REACH * inv_r0, 1.)
+    # a_psi psi(rho), psi = rho ln rho - rho + 1, carries u's log singularity at the spike
+    # (a_psi = a resist_m tau_m/(tau_w big_e)); it matters only within a few steps of it
+    a_psi = jnp.where(r0 > PSI_FROM, c.a_r * (h * c.inv_tau_w) * inv_r0, 0.)
+    hr, hw = -(ha * s), (h * s) * c.inv_tau_w
+    r_d = c.resist_m * inv_d
+    # dimensionless series: rho, y = (v - v0)/d_eff = -ln rho, u = (resist_m/d_eff) w and psi(rho)
+    rho, y, y_d, u = [1.], [0.], [0.], [r_d * w]
+    g = [forcing * inv_d]  # (drive - v - resist_m w)/d_eff
+    psi = [0.]
+    for k in range(order):
+        conv = big_e + g[0] if k == 0 else sum(rho[i] * g[k - i] for i in range(k + 1))
+        rho.append((hr * inv_k[k]) * conv)
+        if k == 0:
+            y.append(-rho[1])
+        else:
+            y.append(-rho[k + 1] - inv_k[k] * sum(rho[i] * y_d[k + 1 - i] for i in range(1, k + 1)))
+        y_d.append((k + 1) * y[k + 1])
+        u_src = c.a_r * (v - c.v_rest) * inv_d - u[0] if k == 0 else c.a_r * y[k] - u[k]
+        u.append((hw * inv_k[k]) * u_src)
+        g.append(-y[k + 1] - u[k + 1])
+        psi.append(-(y[k + 1] + sum(rho[i] * y[k + 1 - i] for i in range(1, k + 1))) - rho[k + 1])
+    q = [0.] + [u[k] - a_psi * psi[k] for k in range(1, order + 1)]
+    rho1 = jnp.maximum(_horner(rho, 1.), 1e-30)
+    log1 = jnp.where(rho1 == rho1, fast_log(rho1), rho1)  # fast_log's bit arithmetic drops a NaN
+    # v from rho near the spike (rho is smooth through the upswing), from y elsewhere (y is the
+    # series of the linear dynamics, rho its exponential)
+    v1 = v + d_eff * jnp.where(near, -log1, _horner(y, 1.))
+    w_scale = d_eff * c.inv_resist_m
+    w1 = w + w_scale * (_horner(q, 1.) + a_psi * (rho1 * log1 - rho1 + 1.))
+    # the crossing, where rho falls to rho_spike (without the exponential term: where v reaches v_spike)
+    rho_spike = big_e * c.rho_spike  # 0 where the exponential term is dropped: no crossing
+    f, level = rho, rho_spike
+    if not _all(c.has_exp):
+        f = [jnp.where(near, 1., 0.)] + [jnp.where(near, rho[k], -y[k]) for k in range(1, order + 1)]
+        level = jnp.where(near, rho_spike, (v - c.v_spike) * inv_d)
+    crossed = _horner(f, 1.) < level
+    # Newton's method from the tangent's root (f falls almost linearly near the crossing)
+    f_d = [k * f[k] for k in range(1, order + 1)]
+    theta = jnp.clip((level - f[0]) / _upper(f[1], -1e-30), 0., 1.)
+    theta = jnp.clip(theta - (_horner(f, theta) - level) / _upper(_horner(f_d, theta), -1e-30), 0., 1.)
+    psi_spike = rho_spike * (x0 - c.x_spike) - rho_spike + 1.  # ln(rho_spike) = x0 - x_spike
+    w_cross = w + w_scale * (_horner(q, theta) + a_psi * psi_spike)
+    # parameters far outside the series' reach (tau_m or tau_w much shorter than the step) can overflow
+    # it: the neuron then keeps its state for the step; a NaN input stays NaN
+    bad = ~(jnp.isfinite(v1) & jnp.isfinite(w1)) & (forcing == forcing)
+    v1, w1, crossed = jnp.where(bad, v, v1), jnp.where(bad, w, w1), crossed & ~bad
+    return jnp.clip(v1, -STATE_BOUND, c.v_spike), _clamp_w(w1), crossed, theta * s, w_cross
 
 
 def check_current_shape(j, shape):
@@ -555,10 +562,8 @@ def _flight(v, w, j, ref_left, dt, c, method, refractory):
         r_a, v, w = _serve_refractory(v, w, ref_left, dt, c)
         h = dt - r_a
     if method == "precise":
-        P1, q1, crossed, theta, q_cross, start = _flight_pq(v, w, drive, h, c)
+        v1, w1, crossed, theta, w_cross = _flight_series(v, w, drive, h, c)
         crossed = crossed & (h > 0.)  # a reset beyond the capped peak must not fire while clamped
-        v1, w1 = from_pq(P1, q1, c, start)
-        w_cross = q_cross + c.kappa * c.psi_peak
     else:
         v1, w1, crossed, theta, w_cross = _flight_vw(v, w, drive, h, c, method)
     w_r = w_cross + c.b
