@@ -401,8 +401,9 @@ def _flight_series(v, w, drive, h, c):
     ha = h * c.inv_tau_m
     forcing = drive - v - c.resist_m * w
     # with the exponential term: above intrinsic_mem_thr, and below it down to U_DEPTH D unless the
-    # input moves v by more than SERIES_SPAN D in the step (then the exponential term is negligible)
-    near = (x0 > 0.) | ((x0 > c.x_far) & (ha * jnp.abs(forcing) <= SERIES_SPAN * c.delta_safe))
+    # input moves v by more than SERIES_SPAN D in the step (then the exponential term is negligible);
+    # (x0 > x_far) & ((x0 > 0) | span) as one product: XLA:CPU then fuses it into the flight's loop
+    near = _lower(x0 - c.x_far, 0.) * jnp.maximum(SERIES_SPAN * c.delta_safe - ha * jnp.abs(forcing), x0) > 0.
     # the scale of rho: D near the spike, D_FAR (far above the step's change of v) where the dynamics are linear
     d_eff = jnp.where(near, c.delta_safe, c.d_far)
     inv_d = jnp.where(near, c.inv_delta, c.inv_d_far)
@@ -439,8 +440,6 @@ def _flight_series(v, w, drive, h, c):
     # v from rho near the spike (rho is smooth through the upswing), from y elsewhere (y is the
     # series of the linear dynamics, rho its exponential)
     v1 = v + d_eff * jnp.where(near, -log1, _horner(y, 1.))
-    w_scale = d_eff * c.inv_resist_m
-    w1 = w + w_scale * (_horner(q, 1.) + a_psi * (rho1 * log1 - rho1 + 1.))
     # the crossing, where rho falls to rho_spike (without the exponential term: where v reaches v_spike)
     rho_spike = big_e * c.rho_spike  # 0 where the exponential term is dropped: no crossing
     f, level = rho, rho_spike
@@ -452,13 +451,15 @@ def _flight_series(v, w, drive, h, c):
     f_d = [k * f[k] for k in range(1, order + 1)]
     theta = jnp.clip((level - f[0]) / _upper(f[1], -1e-30), 0., 1.)
     theta = jnp.clip(theta - (_horner(f, theta) - level) / _upper(_horner(f_d, theta), -1e-30), 0., 1.)
-    psi_spike = rho_spike * (x0 - c.x_spike) - rho_spike + 1.  # ln(rho_spike) = x0 - x_spike
-    w_cross = w + w_scale * (_horner(q, theta) + a_psi * psi_spike)
+    # w at the crossing or at the end of the step (ln(rho_spike) = x0 - x_spike)
+    rho_end, log_end = jnp.where(crossed, rho_spike, rho1), jnp.where(crossed, x0 - c.x_spike, log1)
+    w1 = w + (d_eff * c.inv_resist_m) * (_horner(q, jnp.where(crossed, theta, 1.))
+                                         + a_psi * (rho_end * log_end - rho_end + 1.))
     # parameters far outside the series' reach (tau_m or tau_w much shorter than the step) can overflow
     # it: the neuron then keeps its state for the step; a NaN input stays NaN
     bad = ~(jnp.isfinite(v1) & jnp.isfinite(w1)) & (forcing == forcing)
     v1, w1, crossed = jnp.where(bad, v, v1), jnp.where(bad, w, w1), crossed & ~bad
-    return jnp.clip(v1, -STATE_BOUND, c.v_spike), _clamp_w(w1), crossed, theta * s, w_cross
+    return jnp.clip(v1, -STATE_BOUND, c.v_spike), w1, crossed, theta * s
 
 
 def check_current_shape(j, shape):
@@ -562,8 +563,9 @@ def _flight(v, w, j, ref_left, dt, c, method, refractory):
         r_a, v, w = _serve_refractory(v, w, ref_left, dt, c)
         h = dt - r_a
     if method == "precise":
-        v1, w1, crossed, theta, w_cross = _flight_series(v, w, drive, h, c)
+        v1, w_cross, crossed, theta = _flight_series(v, w, drive, h, c)
         crossed = crossed & (h > 0.)  # a reset beyond the capped peak must not fire while clamped
+        w1 = _clamp_w(w_cross)
     else:
         v1, w1, crossed, theta, w_cross = _flight_vw(v, w, drive, h, c, method)
     w_r = w_cross + c.b
