@@ -106,8 +106,9 @@ class AdExCell(JaxComponent):
 
         integration_type: "euler" (or "rk1"; ngc-learn's forward Euler),
             "midpoint" (or "rk2"), "rk4" (classical Runge-Kutta on (v, w)), or
-            "precise" (RK4 in variables that make the spike upswing linear,
-            spike times exact to ~1e-4 ms at dt = 0.1 ms) (Default: "euler")
+            "precise" (Taylor series of the exact solution in a variable that is
+            smooth through the spike upswing, spike times exact to ~3e-4 ms at
+            dt = 0.1 ms in float32) (Default: "euler")
 
         batch_size: batch dimension of every compartment (Default: 1)
 

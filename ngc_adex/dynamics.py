@@ -204,7 +204,7 @@ def _clamp_w(w):
 
 @partial(jax.custom_jvp, nondiff_argnums=(1,))
 def fast_exp(x, coarse=False):
-    """exp(x) for x <= EXP_CAP (the Runge-Kutta fields, the (v, w) -> (P, q) map).
+    """exp(x) for x <= EXP_CAP (the Runge-Kutta fields, the exponential term at the start of a series step).
 
     In float32 a Cody-Waite reduction and Cephes' expf polynomial in
     Estrin's scheme (at most 1.3 ulp from the correctly rounded value on
@@ -254,7 +254,7 @@ def _fast_exp_jvp(coarse, primals, tangents):
 
 @jax.custom_jvp
 def fast_log(x):
-    """ln(x) for the transformed potential of "precise" (a positive normal float).
+    """ln(x) for rho at the end of a step of "precise" (a positive normal float).
 
     In float32 the exponent comes from the bits (x = 2^k y, y in
     [sqrt(1/2), sqrt(2)), without a select) and ln(y) from a degree-7

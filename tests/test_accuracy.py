@@ -41,7 +41,7 @@ def test_precise_reproduces_every_naud_pattern(trains_dt01, naud_reference):
 
 def test_precise_stays_accurate_at_small_steps(naud_reference):
     """Ten times more steps must not add float32 error: a bias of ~1e-6 mV per
-    step (e.g. from the (v, w) <-> (P, q) round trip) adds up to ~2e-3 ms at dt = 0.01."""
+    step (e.g. from a logarithm's error in v) adds up to ~2e-3 ms at dt = 0.01."""
     errors = pattern_errors(run_presets(NAUD, "precise", 0.01), naud_reference)
     assert all(dn == 0 for dn, _, _ in errors.values()), errors
     assert np.median([mean for _, mean, _ in errors.values()]) <= 5e-4, errors

@@ -213,7 +213,7 @@ def test_fast_exp_and_log_match_float64():
     coarse = np.asarray(jax.jit(lambda a: dynamics.fast_exp(a, coarse=True))(x), dtype=np.float64)
     assert np.max(np.abs(fine - exact) / ulp) <= 1.5
     assert np.max(np.abs(coarse / exact - 1.)) <= 4e-6
-    # the transformed potential spans m in [exp(-60), exp(U_DEPTH)]
+    # rho at the end of a step of precise spans [exp(-60), exp(U_DEPTH)]
     m = np.concatenate([np.exp(-np.linspace(0., 87., 200001)), np.linspace(1e-6, 1., 200001),
                         np.exp(np.linspace(0., dynamics.U_DEPTH, 200001))]).astype(np.float32)
     exact = np.log(m.astype(np.float64))

@@ -275,8 +275,8 @@ def _single(method, v_sharpness, v_t, thr, v_reset, refract, j, v0, dt=0.01, n_s
 @pytest.mark.parametrize("method", dynamics.METHODS)
 def test_refractory_with_reset_beyond_exponent_cap(method):
     """v_reset > intrinsic_mem_thr + EXP_CAP * v_sharpness (valid: v_reset < thr): the
-    transformed reset potential lies beyond the capped peak. Found by
-    test_invariants_pure[precise]: it spiked in every step despite refract_time."""
+    reset potential lies beyond the capped exponent. Found by test_invariants_pure[precise]
+    (in transformed variables it spiked in every step despite refract_time)."""
     traj, values = _single(method, 1e-3, -55., 5., -54.9, 2., 0., v0=5.)
     check_trajectory(traj, values, 0.01, context=f"[{method}]")
     # one spike per neuron (at the first step: v0 = thr), then 2 ms = all 200 steps refractory
@@ -285,8 +285,8 @@ def test_refractory_with_reset_beyond_exponent_cap(method):
 
 @pytest.mark.parametrize("method", dynamics.METHODS)
 def test_v_held_exactly_at_reset(method):
-    """While refractory time is left, v is v_reset exactly (precise went through
-    the transformed variables and came back off by a few ulps)."""
+    """While refractory time is left, v is v_reset exactly (precise, through transformed
+    variables, once came back off by a few ulps)."""
     traj, values = _single(method, 0.337, -35.704, 5., -50.383, 2., 500., v0=-40.)
     assert (traj["ref_left"] > 0).sum() > 50
     check_trajectory(traj, values, 0.01, context=f"[{method}]")
