@@ -43,11 +43,11 @@ series converges within the distance ``~tau_m/E0`` to the upswing's singularity
 in complex time: a step is expanded over at most ``SERIES_REACH`` times that
 distance, which holds the crossing. w's log singularity there is carried by
 ``psi(rho) = rho ln rho - rho + 1``, summed exactly (``w = q + a_psi psi(rho)``
-with ``q`` a fast-converging series). Below ``vT - U_DEPTH D`` (or where the
-input moves v by more than ``SERIES_SPAN D`` in a step) the exponential term,
-below ``D e^-U_DEPTH``, is dropped and ``D_FAR`` replaces ``D`` (with
-``D = 0``: plain integrate-and-fire); there v is summed from y and the crossing
-is that of ``v_spike`` by v.
+with ``q`` a fast-converging series). Below ``vT - U_DEPTH D``, and below
+``vT`` where the input moves v by more than ``SERIES_SPAN D`` in a step, the
+exponential term (below ``D e^-U_DEPTH``, or small next to the input) is dropped
+and ``D_FAR`` replaces ``D`` (with ``D = 0``: plain integrate-and-fire); there v
+is summed from y and the crossing is that of ``v_spike`` by v.
 
 Overflow safety: inside every Runge-Kutta right-hand side v is clamped to the
 spike potential (as NEST does) and to a finite floor, w to a finite box, and
@@ -83,13 +83,15 @@ SERIES_ORDER = {"float32": 4, "float64": 6}
 #: "precise" expands a step over at most this many times the distance to the singularity of the
 #: upswing, beyond which the series diverges; the crossing lies within ~1.1 times that distance
 SERIES_REACH = 2.
-#: a step whose input moves v by more than this many v_sharpness drops the exponential term
-SERIES_SPAN = 8.
+#: a step whose input moves v by more than this many v_sharpness (and more than the exponential
+#: term does) drops the exponential term
+SERIES_SPAN = 1.
 #: the scale (mV) of rho where the exponential term is dropped: v moves by less than this in a step
 D_FAR = 1000.
-#: the psi transform of w applies where the step is at least this fraction of that distance
-#: (elsewhere w's series converges fast and the float32 logarithm in psi would only add rounding)
-PSI_FROM = 0.05
+#: where the step is at least this fraction of that distance, v is summed from rho and w carries
+#: the psi transform; elsewhere the series of v and w converge fast by themselves (and the float32
+#: logarithm would only add rounding)
+POLE_NEAR = 0.05
 
 METHODS = ("euler", "midpoint", "rk4", "precise")
 #: accepted spellings of each integrator
@@ -393,29 +395,33 @@ def _horner(coeffs, theta):
 def _flight_series(v, w, drive, h, c):
     """The flight of "precise" over h (ms): the Taylor series of rho, y, u
     (see the module docstring) to order :data:`SERIES_ORDER`, summed for the
-    state at the end of the step and solved for the crossing. Returns (v1,
-    w1, crossed, theta = crossing time / h, w at the crossing)."""
+    state at the end of the step and solved for the crossing. Returns (v1, w
+    at the crossing where the neuron crossed and at the end of the step
+    elsewhere, crossed, theta = crossing time / h)."""
     order = SERIES_ORDER.get(jnp.result_type(v).name, 6)
     inv_k = [1. / (k + 1) for k in range(order)]
     x0 = (v - c.v_t) * c.inv_delta
     ha = h * c.inv_tau_m
     forcing = drive - v - c.resist_m * w
-    # with the exponential term: above intrinsic_mem_thr, and below it down to U_DEPTH D unless the
-    # input moves v by more than SERIES_SPAN D in the step (then the exponential term is negligible);
-    # (x0 > x_far) & ((x0 > 0) | span) as one product: XLA:CPU then fuses it into the flight's loop
-    near = _lower(x0 - c.x_far, 0.) * jnp.maximum(SERIES_SPAN * c.delta_safe - ha * jnp.abs(forcing), x0) > 0.
+    exp0 = fast_exp(_upper(x0, EXP_CAP))
+    # with the exponential term above intrinsic_mem_thr - U_DEPTH D, unless the input moves v by more
+    # than SERIES_SPAN D and than the exponential term does in the step (which is then negligible);
+    # written as one product: XLA:CPU then fuses it into the flight's loop
+    near = _lower(x0 - c.x_far, 0.) * (SERIES_SPAN * c.delta_safe * jnp.maximum(exp0, 1.) - ha * jnp.abs(forcing)) > 0.
     # the scale of rho: D near the spike, D_FAR (far above the step's change of v) where the dynamics are linear
     d_eff = jnp.where(near, c.delta_safe, c.d_far)
     inv_d = jnp.where(near, c.inv_delta, c.inv_d_far)
-    big_e = jnp.where(near, fast_exp(_upper(x0, EXP_CAP)), 0.)  # the exponential term / D at the start
-    # the series converges within the distance to the upswing's singularity, ~1/(big_e/tau_m):
-    # expand over at most SERIES_REACH times that distance (the crossing lies inside it)
+    big_e = jnp.where(near, exp0, 0.)  # the exponential term / D at the start
+    # the series converges within the distance to the upswing's singularity, ~1/(big_e/tau_m), and
+    # rho's within the time in which the input moves v by ~D: expand over at most SERIES_REACH times
+    # the shorter one (a crossing lies inside it)
     r0 = ha * big_e
-    inv_r0 = 1. / _lower(r0, 1e-30)
-    s = jnp.where(r0 > SERIES_REACH, SERIES_REACH * inv_r0, 1.)
+    r_all = r0 + ha * jnp.abs(forcing) * inv_d
+    s = jnp.where(r_all > SERIES_REACH, SERIES_REACH / jnp.where(r_all > SERIES_REACH, r_all, 1.), 1.)
     # a_psi psi(rho), psi = rho ln rho - rho + 1, carries u's log singularity at the spike
     # (a_psi = a resist_m tau_m/(tau_w big_e)); it matters only within a few steps of it
-    a_psi = jnp.where(r0 > PSI_FROM, c.a_r * (h * c.inv_tau_w) * inv_r0, 0.)
+    pole_near = r0 > POLE_NEAR
+    a_psi = jnp.where(pole_near, c.a_r * (h * c.inv_tau_w) / _lower(r0, 1e-30), 0.)
     hr, hw = -(ha * s), (h * s) * c.inv_tau_w
     r_d = c.resist_m * inv_d
     # dimensionless series: rho, y = (v - v0)/d_eff = -ln rho, u = (resist_m/d_eff) w and psi(rho)
@@ -437,9 +443,9 @@ def _flight_series(v, w, drive, h, c):
     q = [0.] + [u[k] - a_psi * psi[k] for k in range(1, order + 1)]
     rho1 = jnp.maximum(_horner(rho, 1.), 1e-30)
     log1 = jnp.where(rho1 == rho1, fast_log(rho1), rho1)  # fast_log's bit arithmetic drops a NaN
-    # v from rho near the spike (rho is smooth through the upswing), from y elsewhere (y is the
-    # series of the linear dynamics, rho its exponential)
-    v1 = v + d_eff * jnp.where(near, -log1, _horner(y, 1.))
+    # v from rho near the spike's singularity (rho is smooth through the upswing), from y elsewhere
+    # (there y converges fast whatever v's change, while rho, its exponential, needs a change << D)
+    v1 = v + d_eff * jnp.where(pole_near, -log1, _horner(y, 1.))
     # the crossing, where rho falls to rho_spike (without the exponential term: where v reaches v_spike)
     rho_spike = big_e * c.rho_spike  # 0 where the exponential term is dropped: no crossing
     f, level = rho, rho_spike
