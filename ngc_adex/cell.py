@@ -107,7 +107,7 @@ class AdExCell(JaxComponent):
         integration_type: "euler" (or "rk1"; ngc-learn's forward Euler),
             "midpoint" (or "rk2"), "rk4" (classical Runge-Kutta on (v, w)), or
             "precise" (Taylor series of the exact solution in a variable that is
-            smooth through the spike upswing, spike times exact to ~3e-4 ms at
+            smooth through the spike upswing, spike times exact to ~2e-4 ms at
             dt = 0.1 ms in float32) (Default: "euler")
 
         batch_size: batch dimension of every compartment (Default: 1)

@@ -22,7 +22,7 @@ Integrators (``method``):
   in which the spike upswing is smooth, computed from the equations'
   recurrences (one exponential and one logarithm per step); the crossing is
   solved on the series itself. Spike times agree with an exact solution to
-  about 3e-4 ms at dt = 0.1 ms in float32 (order 4), 6e-5 ms in float64 (order 6).
+  about 2e-4 ms at dt = 0.1 ms in float32 (order 4), 6e-5 ms in float64 (order 6).
 
 Every integrator but "euler" resets a neuron at its crossing and integrates
 the rest of the step from the reset (one explicit step in (v, w), after the
@@ -77,7 +77,7 @@ STATE_BOUND = 1e9
 #: "precise" drops the exponential term of a step that starts below
 #: intrinsic_mem_thr - U_DEPTH v_sharpness (where it is below 2e-9 v_sharpness)
 U_DEPTH = 20.
-#: order of the Taylor series of "precise" per dtype: in float32 its spike-time error (~3e-4 ms at
+#: order of the Taylor series of "precise" per dtype: in float32 its spike-time error (~2e-4 ms at
 #: dt = 0.1 ms) is of the order of the rounding's (~1e-4 ms); float64 gets the accuracy it pays for
 SERIES_ORDER = {"float32": 4, "float64": 6}
 #: "precise" expands a step over at most this many times the distance to the singularity of the
