@@ -40,14 +40,19 @@ coefficients of rho, y, u follow from products of series (rho y' = -rho' and
 the equations); v at the end of the step is ``v0 - D ln rho``, the crossing the
 root of ``rho(t) = exp(-(thr - v0)/D)`` (Newton's method from the tangent). The
 series converges within the distance ``~tau_m/E0`` to the upswing's singularity
-in complex time: a step is expanded over at most ``SERIES_REACH`` times that
-distance, which holds the crossing. w's log singularity there is carried by
+in complex time, and rho's within the time in which the input moves v by D: a
+step is expanded over at most ``SERIES_REACH`` times the shorter, which holds
+the crossing. w's log singularity there is carried by
 ``psi(rho) = rho ln rho - rho + 1``, summed exactly (``w = q + a_psi psi(rho)``
-with ``q`` a fast-converging series). Below ``vT - U_DEPTH D``, and below
-``vT`` where the input moves v by more than ``SERIES_SPAN D`` in a step, the
-exponential term (below ``D e^-U_DEPTH``, or small next to the input) is dropped
-and ``D_FAR`` replaces ``D`` (with ``D = 0``: plain integrate-and-fire); there v
-is summed from y and the crossing is that of ``v_spike`` by v.
+with ``q`` a fast-converging series). Away from the singularity (the step
+shorter than ``POLE_NEAR`` times that distance) v is summed from y, whose series
+converges fast there whatever v's change. Below ``vT - U_DEPTH D``, and where
+the input moves v by more than ``SERIES_SPAN D`` and more than the exponential
+term does in a step, that term (below ``D e^-U_DEPTH``, or small next to the
+input) is dropped and ``D_FAR`` replaces ``D``. With ``D = 0`` (plain
+integrate-and-fire) the crossing is that of ``v_spike`` by v; with ``D > 0`` a
+neuron that gets there in such a step (v is capped at ``v_spike``) spikes at the
+start of the next.
 
 Overflow safety: inside every Runge-Kutta right-hand side v is clamped to the
 spike potential (as NEST does) and to a finite floor, w to a finite box, and
