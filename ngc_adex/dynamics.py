@@ -444,20 +444,22 @@ def _flight_series(v, w, drive, h, c):
         u_src = c.a_r * (v - c.v_rest) * inv_d - u[0] if k == 0 else c.a_r * y[k] - u[k]
         u.append((hw * inv_k[k]) * u_src)
         g.append(-y[k + 1] - u[k + 1])
-        psi.append(-(y[k + 1] + sum(rho[i] * y[k + 1 - i] for i in range(1, k + 1))) - rho[k + 1])
+        # psi's first coefficient, -(y_1 + rho_1), vanishes (y_1 = -rho_1)
+        psi.append(-(y[k + 1] + sum(rho[i] * y[k + 1 - i] for i in range(1, k + 1))) - rho[k + 1] if k else 0.)
     q = [0.] + [u[k] - a_psi * psi[k] for k in range(1, order + 1)]
-    rho1 = jnp.maximum(_horner(rho, 1.), 1e-30)
+    rho_sum = _horner(rho, 1.)
+    rho1 = jnp.maximum(rho_sum, 1e-30)
     log1 = jnp.where(rho1 == rho1, fast_log(rho1), rho1)  # fast_log's bit arithmetic drops a NaN
     # v from rho near the spike's singularity (rho is smooth through the upswing), from y elsewhere
     # (there y converges fast whatever v's change, while rho, its exponential, needs a change << D)
     v1 = v + d_eff * jnp.where(pole_near, -log1, _horner(y, 1.))
     # the crossing, where rho falls to rho_spike (without the exponential term: where v reaches v_spike)
     rho_spike = big_e * c.rho_spike  # 0 where the exponential term is dropped: no crossing
-    f, level = rho, rho_spike
+    f, f1, level = rho, rho_sum, rho_spike
     if not _all(c.has_exp):
         f = [jnp.where(near, 1., 0.)] + [jnp.where(near, rho[k], -y[k]) for k in range(1, order + 1)]
-        level = jnp.where(near, rho_spike, (v - c.v_spike) * inv_d)
-    crossed = _horner(f, 1.) < level
+        f1, level = _horner(f, 1.), jnp.where(near, rho_spike, (v - c.v_spike) * inv_d)
+    crossed = f1 < level
     # Newton's method from the tangent's root (f falls almost linearly near the crossing)
     f_d = [k * f[k] for k in range(1, order + 1)]
     theta = jnp.clip((level - f[0]) / _upper(f[1], -1e-30), 0., 1.)
