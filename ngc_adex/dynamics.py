@@ -478,9 +478,13 @@ def _flight_series(v, w, drive, h, exp0, c):
     w1 = w + (d_eff * c.inv_resist_m) * (_horner(q, jnp.where(crossed, theta, 1.))
                                          + a_psi * (rho_end * log_end - rho_end + 1.))
     # parameters far outside the series' reach (tau_m or tau_w much shorter than the step) can overflow
-    # it: the neuron then keeps its state for the step; a NaN input stays NaN
-    bad = ~(jnp.isfinite(v1) & jnp.isfinite(w1)) & (forcing == forcing)
-    v1, w1, crossed = jnp.where(bad, v, v1), jnp.where(bad, w, w1), crossed & ~bad
+    # it: the neuron then keeps its state for the step (plus forcing - forcing: a NaN input stays NaN).
+    # No crossing there, nor while clamped for the whole step (h = 0: a reset beyond the capped peak).
+    # Selects on comparisons, no boolean arithmetic: XLA:CPU would pack the masks to bytes and back.
+    finite = jnp.abs(v1 + w1) < jnp.inf
+    keep = forcing - forcing
+    v1, w1 = jnp.where(finite, v1, v + keep), jnp.where(finite, w1, w + keep)
+    crossed = jnp.where(finite, f1, level) < jnp.where(h > 0., level, -jnp.inf)
     return jnp.clip(v1, -STATE_BOUND, c.v_spike), w1, crossed, theta * s
 
 
@@ -594,7 +598,6 @@ def _flight(v, w, j, ref_left, exp0=None, *, dt, c, method, refractory):
         h = dt - r_a
     if method == "precise":
         v1, w1, crossed, theta = _flight_series(v, w, drive, h, exp0, c)
-        crossed = crossed & (h > 0.)  # a reset beyond the capped peak must not fire while clamped
         w_cross = w1
     else:
         v1, w1, crossed, theta, w_cross = _flight_vw(v, w, drive, h, c, method)
