@@ -202,10 +202,6 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
 # ----------------------------------------------------------------------------
 # vector fields
 # ----------------------------------------------------------------------------
-def _clamp_v(v, c):
-    return jnp.clip(v, -STATE_BOUND, c.v_spike)
-
-
 def _clamp_w(w):
     return jnp.clip(w, -STATE_BOUND, STATE_BOUND)
 
@@ -704,16 +700,17 @@ def _remainder(v1, w1, crossed, j, rest, dt, c, refractory, method):
     step: its error (~1e-3 mV) is far below what the upswing costs their
     spike times (~0.2 ms, about 1 mV at the reset). Without the exponential
     term their spike times are accurate, and so must be the step after a spike."""
-    h = jnp.clip(rest - c.refract_time if refractory else rest, 0., dt)
-    h = jnp.where(crossed, h, 0.)
+    # Bounds by compare-and-select (cheaper than NaN-propagating ones): only where the neuron
+    # crossed is the result kept, and there every input is finite; where extreme parameters
+    # overflow the Jacobian's product (inf, or NaN from inf * 0), the step still ends finite.
+    h = _upper(_lower(rest - c.refract_time if refractory else rest, 0.), dt)
     dv = (_drive(j, c) - c.v_reset + c.exp_reset - c.resist_m * w1) * c.inv_tau_m
     dw = (c.w_refract - w1) * c.inv_tau_w
     if method == "precise" or not _all(c.has_exp):
         dv, dw = (dv + (0.5 * h) * (c.jac_vv * dv - c.resist_m * c.inv_tau_m * dw),
                   dw + (0.5 * h) * (c.a * dv - dw) * c.inv_tau_w)
-    # compare-and-select bounds: where extreme parameters overflow the Jacobian's product
-    # (inf, or NaN from inf * 0), the step still ends at a finite state
     bound = STATE_BOUND / dt
     v = c.v_reset + h * _upper(_lower(dv, -bound), bound)
     w = w1 + h * _upper(_lower(dw, -bound), bound)
-    return jnp.where(crossed, _clamp_v(v, c), v1), jnp.where(crossed, _clamp_w(w), w1)
+    return (jnp.where(crossed, _upper(_lower(v, -STATE_BOUND), c.v_spike), v1),
+            jnp.where(crossed, _upper(_lower(w, -STATE_BOUND), STATE_BOUND), w1))
