@@ -66,7 +66,7 @@ Cost: every integrator but "euler" integrates each neuron once per step,
 plus one explicit step over the rest of the step (see :func:`advance`); on
 XLA:CPU the flight is one fused loop computed once (:func:`_materialized_pair`)
 with float32 exp/log that fuse into it (:func:`fast_exp`, :func:`fast_log`);
-for "precise" the exponential at the start comes from a loop of its own.
+the exponential at the start comes from a loop of its own.
 """
 from functools import partial
 from typing import NamedTuple
@@ -288,16 +288,19 @@ def _all(x):
     return known is not None and bool(known.all())
 
 
-def vw_field(v, w, drive, c: Coefficients):
+def vw_field(v, w, drive, c: Coefficients, exp_v=None):
     """(dv/dt, dw/dt) in ms^-1 at state (v, w) under ``drive = v_rest +
-    resist_m j`` (mV), for the Runge-Kutta integrators.
+    resist_m j`` (mV), for the Runge-Kutta integrators (``exp_v``: the
+    exponential at v where already known, see :func:`_exp_at_start`).
 
     v is clamped to the spike potential (NEST's min(V, V_peak)) and to a
     finite floor, w to a finite box and the exponent to ``EXP_CAP``, so any
     stage value of a Runge-Kutta step gives a finite field."""
     v = _upper(_lower(v, -STATE_BOUND), c.v_spike)
     w = _upper(_lower(w, -STATE_BOUND), STATE_BOUND)
-    exp_term = c.delta * fast_exp(_upper((v - c.v_t) * c.inv_delta, EXP_CAP), coarse=True)
+    if exp_v is None:
+        exp_v = fast_exp(_upper((v - c.v_t) * c.inv_delta, EXP_CAP), coarse=True)
+    exp_term = c.delta * exp_v
     dv = (drive - v + exp_term - c.resist_m * w) * c.inv_tau_m
     dw = (c.a * (v - c.v_rest) - w) * c.inv_tau_w
     return dv, dw
@@ -310,9 +313,9 @@ def _axpy(x, h, k):
     return tuple(xi + h * ki for xi, ki in zip(x, k))
 
 
-def step_midpoint(f, x, h):
+def step_midpoint(f, x, h, k1=None):
     """Explicit midpoint (RK2). Returns (x1, stages)."""
-    k1 = f(x)
+    k1 = f(x) if k1 is None else k1
     k2 = f(_axpy(x, 0.5 * h, k1))
     return _axpy(x, h, k2), (k1, k2)
 
@@ -350,10 +353,12 @@ def _safe_ratio(num, den):
 # ----------------------------------------------------------------------------
 # free flight over (per-neuron) durations h: integrate, detect, locate
 # ----------------------------------------------------------------------------
-def _flight_vw(v, w, drive, h, c, method):
-    """Integrates (v, w) over h; returns (v1, w1, crossed, theta, w_cross)."""
+def _flight_vw(v, w, drive, h, exp0, c, method):
+    """Integrates (v, w) over h (``exp0``: :func:`_exp_at_start`); returns (v1,
+    w1, crossed, theta, w_cross)."""
     x0 = (v, w)
-    (v1, w1), ks = _STEPPERS[method](lambda x: vw_field(x[0], x[1], drive, c), x0, h)
+    (v1, w1), ks = _STEPPERS[method](lambda x: vw_field(x[0], x[1], drive, c), x0, h,
+                                     vw_field(v, w, drive, c, exp0))
     crossed = v1 > c.v_spike
     # used where crossed, where v1 > v_spike >= v
     theta = jnp.clip((c.v_spike - v) / (v1 - v), 0., 1.)
@@ -574,17 +579,21 @@ def _advance_euler(state, j, t, dt, c, refractory, track_times):
                      ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
 
 
-def _exp_at_start(v, ref_left, dt, c, refractory):
-    """exp((v - intrinsic_mem_thr)/v_sharpness) where the flight of "precise"
-    starts (after the clamped share of the step)."""
+def _exp_at_start(v, ref_left, dt, c, refractory, method):
+    """exp((v - intrinsic_mem_thr)/v_sharpness) where the flight starts (after
+    the clamped share of the step), as :func:`vw_field` computes it for the
+    Runge-Kutta integrators and to float32 accuracy for "precise"."""
     if refractory:
         v = jnp.where(_clamped_share(ref_left, dt) > 0., c.v_reset, v)
-    return fast_exp(_upper((v - c.v_t) * c.inv_delta, EXP_CAP))
+    coarse = method != "precise"
+    if coarse:
+        v = _upper(_lower(v, -STATE_BOUND), c.v_spike)
+    return fast_exp(_upper((v - c.v_t) * c.inv_delta, EXP_CAP), coarse)
 
 
-def _flight(v, w, j, ref_left, exp0=None, *, dt, c, method, refractory):
+def _flight(v, w, j, ref_left, exp0, *, dt, c, method, refractory):
     """The free flight of every neuron over its share of the step (``exp0``:
-    :func:`_exp_at_start`, for "precise"): returns ``(v1, w1)`` at the end of
+    :func:`_exp_at_start`): returns ``(v1, w1)`` at the end of
     the step, or, where the neuron crossed, ``(encoded crossing fraction, w
     after the reset and the refractory period served inside the step)``."""
     drive = _drive(j, c)
@@ -596,7 +605,7 @@ def _flight(v, w, j, ref_left, exp0=None, *, dt, c, method, refractory):
         v1, w1, crossed, theta = _flight_series(v, w, drive, h, exp0, c)
         w_cross = w1
     else:
-        v1, w1, crossed, theta, w_cross = _flight_vw(v, w, drive, h, c, method)
+        v1, w1, crossed, theta, w_cross = _flight_vw(v, w, drive, h, exp0, c, method)
     w_r = w_cross + c.b
     if refractory:
         w_r = _relax_w(w_r, jnp.minimum(c.refract_time, h * (1. - theta)), c)
@@ -669,11 +678,9 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
     if method == "euler":
         return _advance_euler(state, j, t, dt, c, refractory, track_times)
     ref_left = state.ref_left
-    args = (state.v, state.w, j, ref_left)
-    if method == "precise":
-        # in a loop of its own: at the head of the series' chain of dependent operations the
-        # exponential would hold up the flight's loop (~7% faster at 1e5 neurons)
-        args += (_exp_at_start(state.v, ref_left, dt, c, refractory),)
+    # the exponential at the start in a loop of its own: at the head of the flight's chains of
+    # dependent operations it would hold up the flight's loop (7-9% faster at 1e5 neurons)
+    args = (state.v, state.w, j, ref_left, _exp_at_start(state.v, ref_left, dt, c, refractory, method))
     v1, w1 = _materialized_pair(partial(_flight, dt=dt, c=c, method=method, refractory=refractory), args, dt)
     crossed = v1 > c.v_spike
     s = crossed.astype(v1.dtype)
