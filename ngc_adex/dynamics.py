@@ -508,8 +508,8 @@ def _drive(j, c):
 
 
 def _relax_w(w, r, c):
-    """w after r ms with v held at v_reset (closed form; exactly w where r = 0)."""
-    return w - (c.w_refract - w) * jnp.expm1(-r * c.inv_tau_w)
+    """w after r ms with v held at v_reset (closed form)."""
+    return c.w_refract + (w - c.w_refract) * jnp.exp(-r * c.inv_tau_w)
 
 
 def _blend(s, a, b):
