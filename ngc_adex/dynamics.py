@@ -679,7 +679,7 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
         return _advance_euler(state, j, t, dt, c, refractory, track_times)
     ref_left = state.ref_left
     # the exponential at the start in a loop of its own: at the head of the flight's chains of
-    # dependent operations it would hold up the flight's loop (7-9% faster at 1e5 neurons)
+    # dependent operations it would hold up the flight's loop (3-9% faster at 1e5 neurons)
     args = (state.v, state.w, j, ref_left, _exp_at_start(state.v, ref_left, dt, c, refractory, method))
     v1, w1 = _materialized_pair(partial(_flight, dt=dt, c=c, method=method, refractory=refractory), args, dt)
     crossed = v1 > c.v_spike
