@@ -250,6 +250,11 @@ def _upper(x, bound):
     return jnp.where(x < bound, x, bound)
 
 
+def _box(x, lo, hi):
+    """x clamped to [lo, hi] by compare-and-select (see :func:`_lower`)."""
+    return _upper(_lower(x, lo), hi)
+
+
 @fast_exp.defjvp
 def _fast_exp_jvp(coarse, primals, tangents):
     y = fast_exp(primals[0], coarse)
@@ -288,6 +293,11 @@ def _all(x):
     return known is not None and bool(known.all())
 
 
+def _exp_term(v, c, coarse):
+    """exp((v - intrinsic_mem_thr)/v_sharpness), the exponent capped at ``EXP_CAP``."""
+    return fast_exp(_upper((v - c.v_t) * c.inv_delta, EXP_CAP), coarse)
+
+
 def vw_field(v, w, drive, c: Coefficients, exp_v=None):
     """(dv/dt, dw/dt) in ms^-1 at state (v, w) under ``drive = v_rest +
     resist_m j`` (mV), for the Runge-Kutta integrators (``exp_v``: the
@@ -296,10 +306,10 @@ def vw_field(v, w, drive, c: Coefficients, exp_v=None):
     v is clamped to the spike potential (NEST's min(V, V_peak)) and to a
     finite floor, w to a finite box and the exponent to ``EXP_CAP``, so any
     stage value of a Runge-Kutta step gives a finite field."""
-    v = _upper(_lower(v, -STATE_BOUND), c.v_spike)
-    w = _upper(_lower(w, -STATE_BOUND), STATE_BOUND)
+    v = _box(v, -STATE_BOUND, c.v_spike)
+    w = _box(w, -STATE_BOUND, STATE_BOUND)
     if exp_v is None:
-        exp_v = fast_exp(_upper((v - c.v_t) * c.inv_delta, EXP_CAP), coarse=True)
+        exp_v = _exp_term(v, c, coarse=True)
     exp_term = c.delta * exp_v
     dv = (drive - v + exp_term - c.resist_m * w) * c.inv_tau_m
     dw = (c.a * (v - c.v_rest) - w) * c.inv_tau_w
@@ -456,19 +466,19 @@ def _flight_series(v, w, drive, h, exp0, c):
         # psi's first coefficient, -(y_1 + rho_1), vanishes (y_1 = -rho_1)
         psi.append(-(y[k + 1] + sum(rho[i] * y[k + 1 - i] for i in range(1, k + 1))) - rho[k + 1] if k else 0.)
     q = [0.] + [u[k] - a_psi * psi[k] for k in range(1, order + 1)]
-    rho_sum = sum(rho[:-1]) + rho[-1]
+    rho_sum = sum(rho)  # left to right: the newest term last
     # a NaN state or input never takes the logarithm's path (pole_near is false there)
     rho1 = _lower(rho_sum, 1e-30)
     log1 = fast_log(rho1)
     # v from rho near the spike's singularity (rho is smooth through the upswing), from y elsewhere
     # (there y converges fast whatever v's change, while rho, its exponential, needs a change << D)
-    v1 = v + d_eff * jnp.where(pole_near, -log1, sum(y[:-1]) + y[-1])
+    v1 = v + d_eff * jnp.where(pole_near, -log1, sum(y))
     # the crossing, where rho falls to rho_spike (without the exponential term: where v reaches v_spike)
     rho_spike = big_e * c.rho_spike  # 0 where the exponential term is dropped: no crossing
     f, f1, level = rho, rho_sum, rho_spike
     if not _all(c.has_exp):
         f = [jnp.where(near, 1., 0.)] + [jnp.where(near, rho[k], -y[k]) for k in range(1, order + 1)]
-        f1, level = _horner(f, 1.), jnp.where(near, rho_spike, (v - c.v_spike) * inv_d)
+        f1, level = sum(f), jnp.where(near, rho_spike, (v - c.v_spike) * inv_d)
     crossed = f1 < level
     # Newton's method from the tangent's root (f falls almost linearly near the crossing)
     f_d = [k * f[k] for k in range(1, order + 1)]
@@ -532,11 +542,16 @@ def _clamped_share(ref_left, dt):
     return jnp.clip(ref_left, 0., dt)
 
 
+def _held_v(v, r_a, c):
+    """v_reset where some of the step is served clamped (``r_a > 0``), else v."""
+    return jnp.where(r_a > 0., c.v_reset, v)
+
+
 def _serve_refractory(v, w, ref_left, dt, c):
     """Clamped share of the step at its start: (r_a, v, w) with v held at
     v_reset and w relaxed over r_a."""
     r_a = _clamped_share(ref_left, dt)
-    return r_a, jnp.where(r_a > 0., c.v_reset, v), _relax_w(w, r_a, c)
+    return r_a, _held_v(v, r_a, c), _relax_w(w, r_a, c)
 
 
 def _euler_flight(v, w, j, ref_left, exp_v, *, dt, c, refractory):
@@ -569,7 +584,7 @@ def _advance_euler(state, j, t, dt, c, refractory, track_times):
     v0, r_a, h_free, ref_left = state.v, 0., dt, state.ref_left
     if refractory:
         r_a = _clamped_share(ref_left, dt)
-        v0, h_free = jnp.where(r_a > 0., c.v_reset, v0), dt - r_a
+        v0, h_free = _held_v(v0, r_a, c), dt - r_a
         ref_left = _blend(s, c.refract_time, jnp.maximum(ref_left - dt, 0.))
         v1 = jnp.where(ref_left > 0., c.v_reset, v1)  # exactly v_reset while clamped
     # linear interpolation where s = 1 (then v1 > v0); the denominator is 1 elsewhere
@@ -584,11 +599,11 @@ def _exp_at_start(v, ref_left, dt, c, refractory, method):
     the clamped share of the step), as :func:`vw_field` computes it for the
     Runge-Kutta integrators and to float32 accuracy for "precise"."""
     if refractory:
-        v = jnp.where(_clamped_share(ref_left, dt) > 0., c.v_reset, v)
+        v = _held_v(v, _clamped_share(ref_left, dt), c)
     coarse = method != "precise"
     if coarse:
-        v = _upper(_lower(v, -STATE_BOUND), c.v_spike)
-    return fast_exp(_upper((v - c.v_t) * c.inv_delta, EXP_CAP), coarse)
+        v = _box(v, -STATE_BOUND, c.v_spike)
+    return _exp_term(v, c, coarse)
 
 
 def _flight(v, w, drive, ref_left, exp0, *, dt, c, method, refractory):
@@ -711,14 +726,14 @@ def _remainder(v1, w1, crossed, drive, rest, dt, c, refractory, method):
     # Bounds by compare-and-select (cheaper than NaN-propagating ones): only where the neuron
     # crossed is the result kept, and there every input is finite; where extreme parameters
     # overflow the Jacobian's product (inf, or NaN from inf * 0), the step still ends finite.
-    h = _upper(_lower(rest - c.refract_time if refractory else rest, 0.), dt)
+    h = _box(rest - c.refract_time if refractory else rest, 0., dt)
     dv = (drive - c.v_reset + c.exp_reset - c.resist_m * w1) * c.inv_tau_m
     dw = (c.w_refract - w1) * c.inv_tau_w
     if method == "precise" or not _all(c.has_exp):
         dv, dw = (dv + (0.5 * h) * (c.jac_vv * dv - c.resist_m * c.inv_tau_m * dw),
                   dw + (0.5 * h) * (c.a * dv - dw) * c.inv_tau_w)
     bound = STATE_BOUND / dt
-    v = c.v_reset + h * _upper(_lower(dv, -bound), bound)
-    w = w1 + h * _upper(_lower(dw, -bound), bound)
-    return (jnp.where(crossed, _upper(_lower(v, -STATE_BOUND), c.v_spike), v1),
-            jnp.where(crossed, _upper(_lower(w, -STATE_BOUND), STATE_BOUND), w1))
+    v = c.v_reset + h * _box(dv, -bound, bound)
+    w = w1 + h * _box(dw, -bound, bound)
+    return (jnp.where(crossed, _box(v, -STATE_BOUND, c.v_spike), v1),
+            jnp.where(crossed, _box(w, -STATE_BOUND, STATE_BOUND), w1))
