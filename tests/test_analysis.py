@@ -1,4 +1,5 @@
-"""Spike-train analysis against hand-computed values, and the f-I curve runner."""
+"""Spike-train analysis against hand-computed values, the classifier on the reference trains of the
+Naud presets, and the f-I curve runner against the reference solver and the closed-form LIF."""
 import json
 import math
 
@@ -6,7 +7,9 @@ import numpy as np
 import pytest
 
 from ngc_adex import analysis as an
+from ngc_adex import from_physical, preset
 from ngc_adex.simulate import SimulationResult
+from reference import spike_times  # tests/reference.py (on sys.path through conftest)
 
 
 def train_from_isis(first, isis):
@@ -146,10 +149,34 @@ def test_classify_synthetic(label):
     assert an.classify(SYNTHETIC[label], 500.) == label
 
 
-def test_every_label_is_documented():
-    assert set(SYNTHETIC) <= set(an.LABELS)
-    assert set(an.EXPECTED_LABELS.values()) <= set(an.LABELS)
-    assert all(an.EXPECTED_LABELS[name] == name for name in an.NAUD_PATTERNS)
+# the eight patterns of Naud, Marcille, Clopath & Gerstner (2008), Fig. 4a-h, in the paper's order
+# ("tonic spiking", "adapting", "initial burst", "regular bursting", "delayed accelerating",
+# "delayed regular bursting", "transient spiking", "irregular spiking"), as snake_case labels
+NAUD_FIG4 = ("tonic", "adapting", "initial_burst", "regular_bursting", "delayed_accelerating",
+             "delayed_regular_bursting", "transient", "irregular")
+# the classifier's four further outcomes (module docstring of ngc_adex.analysis)
+OTHER_LABELS = ("silent", "sparse", "accelerating", "delayed")
+
+
+def test_labels_are_the_published_patterns_and_four_more():
+    assert an.NAUD_PATTERNS == NAUD_FIG4
+    assert sorted(an.LABELS) == sorted(NAUD_FIG4 + OTHER_LABELS)
+    assert all(isinstance(text, str) and len(text) > 10 for text in an.LABELS.values())
+    assert sorted(SYNTHETIC) == sorted(NAUD_FIG4 + OTHER_LABELS)  # every label has a synthetic train above
+    # each Naud preset must be recognised as its own pattern; Brette & Gerstner's cell adapts (their Fig. 2)
+    assert an.EXPECTED_LABELS == {"tonic": "tonic", "adapting": "adapting", "initial_burst": "initial_burst",
+                                  "regular_bursting": "regular_bursting",
+                                  "delayed_accelerating": "delayed_accelerating",
+                                  "delayed_regular_bursting": "delayed_regular_bursting",
+                                  "transient": "transient", "irregular": "irregular",
+                                  "brette_gerstner_2005": "adapting"}
+
+
+@pytest.mark.parametrize("name", NAUD_FIG4)
+def test_classify_reference_train_of_each_naud_preset(name, naud_reference):
+    """The classifier on the high-accuracy reference trains (tests/reference.py) of the published
+    protocol (500 ms, V(0) = E_L, the preset's current): independent of the simulator."""
+    assert an.classify(naud_reference[name], 500.) == name
 
 
 def test_classify_thresholds_can_be_overridden():
@@ -193,16 +220,68 @@ def test_simulate_one_needs_a_current_for_kwargs():
         an.fi_curve(42, [1.])
 
 
-def test_fi_curve_population():
-    currents = [0., 150., 500., 800.]
-    rates, trains = an.fi_curve("tonic", currents, duration=500., dt=0.1, return_trains=True)
+def _reference_counts(train, window, margin):
+    """Spikes of a reference train in [start, stop], after checking that none lies within ``margin``
+    of an edge (where a spike-time error of the simulator could move it across)."""
+    start, stop = window
+    train = np.asarray(train)
+    assert np.all(np.abs(train - start) > margin) and np.all(np.abs(train - stop) > margin), window
+    return np.count_nonzero((train >= start) & (train <= stop))
+
+
+def test_fi_curve_tonic_against_reference():
+    """Rates of the tonic preset against the spike counts of the high-accuracy reference solver
+    for the same currents and duration, over the whole run and over its second half."""
+    currents, duration = [0., 150., 500., 800.], 500.
+    refs = [spike_times(dict(preset("tonic"), I=current), duration) for current in currents]
+    rates, trains = an.fi_curve("tonic", currents, duration=duration, dt=0.1, return_trains=True)
     assert rates.shape == (4,) and len(trains) == 4
-    assert rates[0] == 0. and rates[1] == 0.  # below rheobase (about 200 pA)
-    assert 100. <= rates[2] <= 104.  # 51 spikes in 500 ms at the published 500 pA
-    assert rates[3] > rates[2]
-    np.testing.assert_allclose(rates, [1000. * len(tr) / 500. for tr in trains])
-    late = an.fi_curve("tonic", currents, duration=500., dt=0.1, window=(250., 500.))
-    assert late[2] == pytest.approx(1000. * np.count_nonzero(trains[2] >= 250.) / 250.)
+    for current, train, ref in zip(currents, trains, refs):
+        assert len(train) == len(ref), (current, len(train), len(ref))
+        if len(ref):
+            np.testing.assert_allclose(train, ref, rtol=0, atol=1e-2)
+    expected = [1000. * _reference_counts(ref, (0., duration), 0.05) / duration for ref in refs]
+    np.testing.assert_allclose(rates, expected, rtol=0, atol=1e-9)
+    assert expected[0] == expected[1] == 0. and expected[2] > 90.  # below rheobase; 51 spikes at 500 pA
+    late = an.fi_curve("tonic", currents, duration=duration, dt=0.1, window=(250., 500.))
+    expected_late = [1000. * _reference_counts(ref, (250., 500.), 0.05) / 250. for ref in refs]
+    np.testing.assert_allclose(late, expected_late, rtol=0, atol=1e-9)
+    assert expected_late[2] != expected[2]  # the window changes the rate (51 spikes in 500 ms, 26 in the last 250)
+
+
+def lif_spike_times(C, g_L, E_L, V_T, V_reset, current, duration):
+    """Closed-form spike times of the leaky integrate-and-fire neuron from V(0) = E_L: the first at
+    tau_m ln(RI / (RI - (V_T - E_L))), then one every tau_m ln((RI - (V_r - E_L)) / (RI - (V_T - E_L)))."""
+    tau_m, drive = C / g_L, current / g_L
+    if drive <= V_T - E_L:
+        return np.array([])
+    first = tau_m * math.log(drive / (drive - (V_T - E_L)))
+    period = tau_m * math.log((drive - (V_reset - E_L)) / (drive - (V_T - E_L)))
+    return first + period * np.arange(int((duration - first) // period) + 1)
+
+
+def test_fi_curve_integrate_and_fire_against_closed_form():
+    """Delta_T = 0, a = b = 0 (a leaky integrate-and-fire neuron, given as cell keyword arguments):
+    rates against the closed-form spike counts, over the whole run and over a window."""
+    lif = dict(C=200., g_L=10., E_L=-70., V_T=-50., V_reset=-58.)
+    kwargs = from_physical(**lif, Delta_T=0., V_peak=0., a=0., tau_w=100., b=0.)
+    currents, duration = [100., 250., 500., 1500.], 500.
+    rates, trains = an.fi_curve(kwargs, currents, duration=duration, dt=0.1, return_trains=True)
+    exact = [lif_spike_times(**lif, current=current, duration=duration) for current in currents]
+    for current, train, ref in zip(currents, trains, exact):
+        assert len(train) == len(ref), (current, len(train), len(ref))
+        if len(ref):
+            np.testing.assert_allclose(train, ref, rtol=0, atol=2e-3)
+    expected = [1000. * _reference_counts(ref, (0., duration), 0.01) / duration for ref in exact]
+    np.testing.assert_allclose(rates, expected, rtol=0, atol=1e-9)
+    assert expected[0] == 0. and expected[1] == 50. and expected[3] > 800.  # 100 pA: below 200 pA rheobase
+    window = (250., 500.)
+    late = an.fi_curve(kwargs, currents, duration=duration, dt=0.1, window=window)
+    expected_late = [1000. * _reference_counts(ref, window, 0.01) / 250. for ref in exact]
+    np.testing.assert_allclose(late, expected_late, rtol=0, atol=1e-9)
+
+
+def test_fi_curve_rejects_bad_input():
     with pytest.raises(ValueError):
         an.fi_curve("tonic", [])
     with pytest.raises(ValueError):

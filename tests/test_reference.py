@@ -3,7 +3,6 @@ that do not depend on it: NEST's converged spike times, closed-form LIF
 firing times, the matrix-exponential solution of the linear subthreshold
 system, the exact refractory clamp, and its own convergence."""
 
-import json
 import math
 import os
 import sys
@@ -15,29 +14,7 @@ from scipy.linalg import expm
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference import simulate_reference, spike_times  # noqa: E402
 
-_NAUD = "/work/shared/data/naud2008.json"
-
-
-def _naud(name):
-    here = os.path.dirname(os.path.abspath(__file__))
-    for path in (
-        os.path.join(here, "..", "ngc_adex", "data", "naud2008.json"),
-        _NAUD,
-    ):
-        if os.path.exists(path):
-            with open(path) as fh:
-                pats = json.load(fh)["patterns"]
-            if name in pats:
-                return pats[name]
-    # fallback: values of /work/shared/data/naud2008.json
-    table = {
-        "tonic": dict(C=200, gL=10, EL=-70, VT=-50, DT=2, a=2, tau_w=30, b=0,
-                      Vr=-58, V_peak=0, I=500),
-        "adapting": dict(C=200, gL=12, EL=-70, VT=-50, DT=2, a=2, tau_w=300,
-                         b=60, Vr=-58, V_peak=0, I=500),
-    }
-    return table[name]
-
+from ngc_adex import preset  # noqa: E402  (Naud et al. 2008 presets, ngc_adex/data/presets.json)
 
 # NEST aeif test problem (anchors.md)
 NEST_P = dict(C=200.0, gL=11.0, EL=-70.0, VT=-50.0, DT=2.0, a=3.0, b=0.0,
@@ -124,7 +101,7 @@ def test_subthreshold_linear_matches_expm():
 # 4 ------------------------------------------------------------------------
 @pytest.mark.parametrize("t_ref", [2.0, 5.0])
 def test_refractory_clamp_exact(t_ref):
-    p = _naud("adapting")
+    p = preset("adapting")
     T = 250.0
     r0 = simulate_reference(p, T)
     r = simulate_reference(p, T, t_ref=t_ref)
@@ -157,7 +134,7 @@ def test_refractory_clamp_exact(t_ref):
 # 5 ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["tonic", "adapting"])
 def test_converged_under_tolerance_halving(name):
-    p = _naud(name)
+    p = preset(name)
     s1 = spike_times(p, 500.0)
     s2 = spike_times(p, 500.0, rtol=0.5e-11, atol_scale=0.5)
     assert len(s1) == len(s2) > 5
@@ -166,7 +143,7 @@ def test_converged_under_tolerance_halving(name):
 
 # extra consistency -----------------------------------------------------
 def test_t_eval_right_continuous_and_below_peak():
-    p = _naud("tonic")
+    p = preset("tonic")
     T = 100.0
     t = np.linspace(0.0, T, 2001)
     r = simulate_reference(p, T, t_eval=t)
@@ -180,7 +157,7 @@ def test_t_eval_right_continuous_and_below_peak():
 
 
 def test_step_current_restart_consistency():
-    p = _naud("adapting")
+    p = preset("adapting")
     t_on, T = 40.0, 200.0
     full = simulate_reference(
         p, T, I=lambda t: 0.0 if t < t_on else 500.0, I_breaks=[t_on])
