@@ -56,7 +56,7 @@ per_step = NamedSharding(mesh, P(None, None, "neurons"))      # (steps, batch, n
 replicated = NamedSharding(mesh, P())
 
 dt = args.dt
-step = cell._step  # the cell's pure update: compartment arrays in, compartment arrays out
+step = cell.step_fn  # the cell's pure update: compartment arrays in, compartment arrays out
 
 
 def run(state, j, ts):

@@ -12,13 +12,23 @@ from . import dynamics, params as _params
 
 
 def _adex_step(v, w, ref_left, s, tols, t_spike, j, t, dt, *, coeffs, method, refractory, track_times):
-    """Compartment arrays in, compartment arrays out (bound per cell, see ``AdExCell._step``)."""
+    """Compartment arrays in, compartment arrays out (bound per cell, see ``AdExCell.step_fn``)."""
     state = dynamics.AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
     return tuple(dynamics.advance(state, j, t, dt, coeffs, method, refractory, track_times))
 
 
 def _jsonable(value):
     return np.asarray(value).tolist() if isinstance(value, (np.ndarray, jnp.ndarray)) else value
+
+
+#: compartments ngc-learn's AdExCell does not have (its checkpoints lack them)
+_NOT_IN_BUILTIN = ("t_spike", "ref_left")
+
+
+def _parameter(name, doc):
+    """A physiological parameter as an attribute: a write re-validates it and
+    takes effect wherever the cell is compiled next (as in ngc-learn's cell)."""
+    return property(lambda self: self._raw[name], lambda self, value: self._update(**{name: value}), doc=doc)
 
 
 class AdExCell(JaxComponent):
@@ -33,15 +43,17 @@ class AdExCell(JaxComponent):
     | tau_m * dv/dt = -(v - v_rest) + v_sharpness * exp((v - intrinsic_mem_thr)/v_sharpness)
     |                 - resist_m * w + resist_m * j
     | tau_w * dw/dt = -w + a * (v - v_rest)
-    | spike when v crosses thr (intrinsic_mem_thr if v_sharpness = 0); then
+    | spike when v crosses thr (min(thr, intrinsic_mem_thr) if v_sharpness = 0); then
     | v <- v_reset, w <- w + b, and v is held at v_reset for refract_time ms
     | while w keeps evolving (with v = v_reset)
 
     Inside the right-hand side v is clamped to the spike potential (as NEST
     does), the exponent is capped and resets use ``where``, so no valid
-    parameter set, finite input or step size yields NaN or inf; ``v <= thr``
-    after every step, and at most one spike per neuron and step is emitted.
-    A NaN input current makes only the neuron it is fed to NaN.
+    parameter set, finite input or step size yields NaN or inf;
+    ``v <= max(thr, v_reset)`` after every step, and at most one spike per
+    neuron and step is emitted. A free flight that starts above the spike
+    potential (``v_reset >= thr``, ``v0 > thr``) spikes at its start. A NaN
+    input current makes only the neuron it is fed to NaN.
 
     | --- Cell Input Compartments: ---
     | j - electrical input current (pA with physical units, see ``from_physical``)
@@ -105,7 +117,8 @@ class AdExCell(JaxComponent):
         w0: initial condition / reset value of w (Default: 0)
 
         integration_type: "euler" (or "rk1"; ngc-learn's forward Euler),
-            "midpoint" (or "rk2"), "rk4" (classical Runge-Kutta on (v, w)), or
+            "midpoint" (or "rk2"), "heun" (or "rk2_heun"), "ralston" (or
+            "rk2_ralston"), "rk4" (classical Runge-Kutta on (v, w)), any case, or
             "precise" (Taylor series of the exact solution in a variable that is
             smooth through the spike upswing, spike times exact to ~2e-4 ms at
             dt = 0.1 ms in float32) (Default: "euler")
@@ -124,6 +137,10 @@ class AdExCell(JaxComponent):
     or an array/list broadcastable to (batch_size, n_units) for per-neuron
     values; arrays survive ``Context.save_to_json`` / ``Context.load``. Bad
     values raise ``ValueError`` naming the argument and its allowed range.
+    The parameters are attributes under these names and ngc-learn's (``R_m``,
+    ``sharpV``, ``vT``, ``integrationType``, ``intgFlag``); a write is
+    validated and takes effect where the cell is compiled next, as in
+    ngc-learn, and is saved with the model.
     """
 
     @deprecate_args(v_thr="thr")
@@ -134,28 +151,21 @@ class AdExCell(JaxComponent):
     ):
         if kwargs:
             raise TypeError(f"AdExCell got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
-        self.integration_type = _params.normalize_integrator(integration_type)
-        if precise_times not in (None, True, False):
-            raise ValueError(f"precise_times must be True, False or None, got {precise_times!r}")
-        #: whether t_spike tracks the interpolated crossing time
-        self.precise_times = self.integration_type != "euler" if precise_times is None else precise_times
-        self.n_units, self.batch_size, values = _params.validate(
+        self._integration_arg = integration_type
+        self._precise_times_arg = self._check_precise_times(precise_times)
+        self.n_units, self.batch_size, self._values = _params.validate(
             n_units, batch_size, tau_m=tau_m, resist_m=resist_m, tau_w=tau_w, v_sharpness=v_sharpness,
             intrinsic_mem_thr=intrinsic_mem_thr, thr=thr, v_rest=v_rest, v_reset=v_reset, a=a, b=b, v0=v0,
             w0=w0, refract_time=refract_time)
+        self._raw = dict(tau_m=tau_m, resist_m=resist_m, tau_w=tau_w, v_sharpness=v_sharpness,
+                         intrinsic_mem_thr=intrinsic_mem_thr, thr=thr, v_rest=v_rest, v_reset=v_reset, a=a, b=b,
+                         v0=v0, w0=w0, refract_time=refract_time)
+        _params.normalize_integrator(integration_type)
         super().__init__(name, key)
+        self._derived = None
 
-        dtype = jnp.zeros(()).dtype  # float32, or float64 under jax_enable_x64
         shape = (self.batch_size, self.n_units)
-        #: the validated physiological parameters (float64 arrays)
-        self.params = dynamics.AdExParams(**{k: values[k] for k in dynamics.AdExParams._fields})
-        self._step = partial(_adex_step, coeffs=dynamics.coefficients(self.params, dtype),
-                             method=self.integration_type, refractory=bool(np.any(values["refract_time"] > 0)),
-                             track_times=self.precise_times)
-        self._v_init = jnp.asarray(np.broadcast_to(values["v0"], shape), dtype=dtype)
-        self._w_init = jnp.asarray(np.broadcast_to(values["w0"], shape), dtype=dtype)
-
-        zeros = jnp.zeros(shape, dtype=dtype)
+        zeros = jnp.zeros(shape, dtype=self._dtype)
         self.j = Compartment(zeros, display_name="Current", units="pA")
         self.v = Compartment(self._v_init, display_name="Voltage", units="mV")
         self.w = Compartment(self._w_init, display_name="Recovery", units="pA")
@@ -164,9 +174,114 @@ class AdExCell(JaxComponent):
         self.t_spike = Compartment(zeros, display_name="Precise Time-of-Last-Spike", units="ms")
         self.ref_left = Compartment(zeros, display_name="Refractory Time Left", units="ms")
 
+    # -- parameters as attributes (ngc-learn's names and ours) ----------------------------------------------
+    tau_m = _parameter("tau_m", "membrane time constant (ms)")
+    resist_m = R_m = _parameter("resist_m", "membrane resistance (1/g_L: GOhm with physical units)")
+    tau_w = _parameter("tau_w", "adaptation time constant (ms)")
+    v_sharpness = sharpV = _parameter("v_sharpness", "slope factor Delta_T (mV)")
+    intrinsic_mem_thr = vT = _parameter("intrinsic_mem_thr", "threshold of the exponential term V_T (mV)")
+    thr = _parameter("thr", "spike detection potential (mV)")
+    v_rest = _parameter("v_rest", "resting potential E_L (mV)")
+    v_reset = _parameter("v_reset", "reset potential (mV)")
+    a = _parameter("a", "subthreshold adaptation coupling (nS with physical units)")
+    b = _parameter("b", "spike-triggered adaptation increment (pA with physical units)")
+    v0 = _parameter("v0", "initial / reset value of v (mV)")
+    w0 = _parameter("w0", "initial / reset value of w")
+    refract_time = _parameter("refract_time", "absolute refractory period (ms)")
+
+    @property
+    def integration_type(self):
+        """The canonical name of the integrator (see :data:`ngc_adex.METHODS`)."""
+        return _params.normalize_integrator(self._integration_arg)
+
+    @integration_type.setter
+    def integration_type(self, value):
+        _params.normalize_integrator(value)
+        self._integration_arg = value
+        self._derived = None
+
+    @property
+    def integrationType(self):
+        """The integrator's name as given (ngc-learn's attribute); writable."""
+        return self._integration_arg
+
+    @integrationType.setter
+    def integrationType(self, value):
+        self.integration_type = value
+
+    @property
+    def intgFlag(self):
+        """ngc-learn's integer code of the integrator (0 euler, 1 midpoint, 2 heun, 3 ralston, 4 rk4;
+        5 precise); writable."""
+        return dynamics.INTEGRATOR_CODES[self.integration_type]
+
+    @intgFlag.setter
+    def intgFlag(self, code):
+        names = {v: k for k, v in dynamics.INTEGRATOR_CODES.items()}
+        if code not in names:
+            raise ValueError(f"intgFlag must be one of {sorted(names)}, got {code!r}")
+        self.integration_type = names[code]
+
+    @staticmethod
+    def _check_precise_times(value):
+        if value not in (None, True, False):
+            raise ValueError(f"precise_times must be True, False or None, got {value!r}")
+        return value
+
+    @property
+    def precise_times(self):
+        """Whether t_spike tracks the interpolated crossing time (default: every integrator but euler)."""
+        arg = self._precise_times_arg
+        return self.integration_type != "euler" if arg is None else arg
+
+    @precise_times.setter
+    def precise_times(self, value):
+        self._precise_times_arg = self._check_precise_times(value)
+        self._derived = None
+
+    def _update(self, **changes):
+        """Validates the parameters with ``changes`` applied, then adopts them."""
+        raw = {**self._raw, **changes}
+        _, _, self._values = _params.validate(self.n_units, self.batch_size, **raw)
+        self._raw = raw
+        self._derived = None
+
+    @property
+    def _dtype(self):
+        return jnp.zeros(()).dtype  # float32, or float64 under jax_enable_x64
+
+    @property
+    def params(self):
+        """The validated physiological parameters (:class:`~ngc_adex.dynamics.AdExParams` of float64 arrays)."""
+        return dynamics.AdExParams(**{k: self._values[k] for k in dynamics.AdExParams._fields})
+
+    @property
+    def _v_init(self):
+        return self._initial("v0")
+
+    @property
+    def _w_init(self):
+        return self._initial("w0")
+
+    def _initial(self, name):
+        value = np.clip(self._values[name], -dynamics.STATE_BOUND, dynamics.STATE_BOUND)
+        return jnp.asarray(np.broadcast_to(value, (self.batch_size, self.n_units)), dtype=self._dtype)
+
+    @property
+    def step_fn(self):
+        """The cell's pure update, ``step_fn(v, w, ref_left, s, tols, t_spike, j, t, dt)`` -> the new
+        ``(v, w, ref_left, s, tols, t_spike)``: compartment arrays in, compartment arrays out, with the
+        coefficients of the current parameters bound (a JAX function: jit, scan, vmap, grad, sharding)."""
+        if self._derived is None:
+            self.__dict__.pop("_ngc_adex_scans", None)  # simulate()'s compiled scans hold the old step
+            self._derived = partial(
+                _adex_step, coeffs=dynamics.coefficients(self.params, self._dtype), method=self.integration_type,
+                refractory=bool(np.any(self._values["refract_time"] > 0)), track_times=self.precise_times)
+        return self._derived
+
     @compilable
     def advance_state(self, t, dt):
-        v, w, ref_left, s, tols, t_spike = self._step(
+        v, w, ref_left, s, tols, t_spike = self.step_fn(
             self.v.get(), self.w.get(), self.ref_left.get(), self.s.get(), self.tols.get(), self.t_spike.get(),
             self.j.get(), t, dt)
         self.v.set(v)
@@ -178,7 +293,7 @@ class AdExCell(JaxComponent):
 
     @compilable
     def reset(self):
-        rest = jnp.zeros((self.batch_size, self.n_units), dtype=self._v_init.dtype)
+        rest = jnp.zeros((self.batch_size, self.n_units), dtype=self._dtype)
         if not self.j.targeted:
             self.j.set(rest)
         self.v.set(self._v_init)
@@ -189,15 +304,20 @@ class AdExCell(JaxComponent):
         self.t_spike.set(rest)
 
     def to_json(self):
-        """Constructor arguments for ``Context.save_to_json``; per-neuron arrays
-        are stored as lists (the PRNG key is restored from the saved state)."""
-        self._args = tuple(_jsonable(a) for a in self._args)
-        self._kwargs = {k: _jsonable(v) for k, v in self._kwargs.items() if k != "key"}
+        """Constructor arguments for ``Context.save_to_json``: the current
+        parameters (attribute writes included), per-neuron arrays as lists (the
+        PRNG key is restored from the saved state)."""
+        self._args = (self.name, self.n_units)
+        self._kwargs = {**{k: _jsonable(v) for k, v in self._raw.items()},
+                        "integration_type": self._integration_arg, "batch_size": self.batch_size,
+                        "precise_times": self._precise_times_arg}
         return super().to_json()
 
     def load(self, directory):
         """Restores every saved compartment from ``directory/<name>.npz``;
-        a missing, unreadable or incomplete file raises an error naming it."""
+        a missing, unreadable or incomplete file raises an error naming it.
+        A checkpoint of ngc-learn's ``AdExCell`` (without ``t_spike`` and
+        ``ref_left``) loads with those two at their reset value, 0."""
         path = os.path.join(directory, self.name + ".npz")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"saved state of AdExCell '{self.name}' not found: {path}")
@@ -209,6 +329,9 @@ class AdExCell(JaxComponent):
         for comp_name, comp in self.compartments:
             if comp_name not in saved:
                 if comp_name == "j" or not comp.auto_save:  # a wired input is not saved
+                    continue
+                if comp_name in _NOT_IN_BUILTIN:
+                    comp.set(jnp.zeros((self.batch_size, self.n_units), dtype=self._dtype))
                     continue
                 raise ValueError(f"saved state {path} lacks compartment '{comp_name}'")
             value = saved[comp_name]
@@ -254,7 +377,8 @@ class AdExCell(JaxComponent):
             "w0": "Initial condition for recovery variable",
             "refract_time": "Absolute refractory period (ms)",
             "precise_times": "Track the interpolated spike time t_spike (default: all integrators but euler)",
-            "integration_type": "Integrator: euler/rk1, midpoint/rk2, rk4 or precise"
+            "integration_type": "Integrator: euler/rk1, midpoint/rk2, heun/rk2_heun, ralston/rk2_ralston, rk4 "
+                                "or precise"
         }
         info = {cls.__name__: properties,
                 "compartments": compartment_props,

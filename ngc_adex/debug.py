@@ -110,7 +110,7 @@ def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
     shape = (cell.batch_size, cell.n_units)
     n_neurons = shape[0] * shape[1]
     n_units = cell.n_units
-    step = cell._step
+    step = cell.step_fn
     precise = getattr(cell, "precise_times", True)  # else spikes carry their grid time, as in simulate
     state = dynamics.AdExState(*(getattr(cell, name).get() for name in dynamics.AdExState._fields))
     dtype = state.v.dtype

@@ -99,10 +99,21 @@ D_FAR = 1000.
 #: logarithm would only add rounding)
 POLE_NEAR = 0.05
 
-METHODS = ("euler", "midpoint", "rk4", "precise")
-#: accepted spellings of each integrator
+#: what each parameter acts as in the arithmetic (the state box bounds |v| and |w| by STATE_BOUND, and a
+#: trajectory that reaches it has left every physical regime): potentials, gains and v_sharpness beyond
+#: STATE_BOUND act as STATE_BOUND; thr beyond twice that is never (or always) reached, as beyond any bound;
+#: time constants below 1e-9 ms act as 1e-9 ms; refract_time is taken as it is
+PARAM_BOX = {"thr": (-2. * STATE_BOUND, 2. * STATE_BOUND), "tau_m": (1e-9, np.inf), "tau_w": (1e-9, np.inf),
+             "refract_time": (0., np.inf)}
+
+METHODS = ("euler", "midpoint", "heun", "ralston", "rk4", "precise")
+#: accepted spellings of each integrator (any case): ngc-learn's names map to the method of
+#: the same order, ngc-learn's tableau included ("heun", "ralston")
 METHOD_ALIASES = {"euler": "euler", "rk1": "euler", "midpoint": "midpoint", "rk2": "midpoint",
+                  "heun": "heun", "rk2_heun": "heun", "ralston": "ralston", "rk2_ralston": "ralston",
                   "rk4": "rk4", "precise": "precise"}
+#: ngc-learn's integer code of each integrator (its ``intgFlag``; "precise" has none there)
+INTEGRATOR_CODES = {"euler": 0, "midpoint": 1, "heun": 2, "ralston": 3, "rk4": 4, "precise": 5}
 
 
 class AdExParams(NamedTuple):
@@ -132,19 +143,23 @@ class Coefficients(NamedTuple):
     has_exp: jnp.ndarray      # v_sharpness > 0
     v_t: jnp.ndarray          # intrinsic_mem_thr
     v_spike: jnp.ndarray      # potential at which a spike is registered
+    v_top: jnp.ndarray        # max(v_spike, v_reset): v never ends a step above it
     v_rest: jnp.ndarray
     v_reset: jnp.ndarray
     a: jnp.ndarray
     b: jnp.ndarray
     refract_time: jnp.ndarray
     w_refract: jnp.ndarray    # w relaxes to a (v_reset - v_rest) while clamped
-    inv_resist_m: jnp.ndarray # 1/resist_m
-    a_r: jnp.ndarray          # a resist_m
+    resist_u: jnp.ndarray     # resist_m, 1 where it is 0: the scale of w in "precise"'s series
+    inv_resist_m: jnp.ndarray # 1/resist_u
+    couple_u: jnp.ndarray     # resist_m/resist_u: 1, or 0 where the input is disconnected
+    a_r: jnp.ndarray          # a resist_u
     x_far: jnp.ndarray        # -U_DEPTH where v_sharpness > 0, else +inf: the exponential term is dropped below
     d_far: jnp.ndarray        # max(v_sharpness, D_FAR): the scale of rho where the exponential term is dropped
     inv_d_far: jnp.ndarray
-    x_spike: jnp.ndarray      # (v_spike - intrinsic_mem_thr)/v_sharpness, capped at EXP_CAP (0 where D = 0)
+    x_spike: jnp.ndarray      # (v_spike - intrinsic_mem_thr)/v_sharpness in [-U_DEPTH - 1, EXP_CAP] (0 where D = 0)
     rho_spike: jnp.ndarray    # exp(-x_spike) where v_sharpness > 0, else 0
+    smooth_crossing: jnp.ndarray  # v is smooth up to the spike potential (v_sharpness = 0 or thr <= intrinsic_mem_thr)
     theta_scale: jnp.ndarray  # max(1, |v_spike|): crossing fractions are packed above v_spike
     inv_theta_scale: jnp.ndarray
     exp_reset: jnp.ndarray    # the exponential term at v_reset (mV)
@@ -166,20 +181,25 @@ class AdExState(NamedTuple):
 
 
 def spike_potential(v_sharpness, intrinsic_mem_thr, thr):
-    """Potential (mV) at which a spike is registered: ``thr``, or
-    ``intrinsic_mem_thr`` in the integrate-and-fire limit ``v_sharpness = 0``."""
-    return np.where(np.asarray(v_sharpness) > 0, thr, intrinsic_mem_thr)
+    """Potential (mV) at which a spike is registered: ``thr``; in the
+    integrate-and-fire limit ``v_sharpness = 0``, where the exponential term
+    is a wall at ``intrinsic_mem_thr``, the lower of the two."""
+    return np.where(np.asarray(v_sharpness) > 0, thr, np.minimum(thr, intrinsic_mem_thr))
 
 
 def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
     """Derives the step's constants from validated parameters (in float64,
     then cast to ``dtype``)."""
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params._asdict().items()}
+    p = {k: np.clip(v, *PARAM_BOX.get(k, (-STATE_BOUND, STATE_BOUND))) for k, v in p.items()}
     delta = p["v_sharpness"]
     has_exp = delta > 0
     d_safe = np.where(has_exp, delta, 1.)
     v_spike = spike_potential(delta, p["intrinsic_mem_thr"], p["thr"])
-    x_peak = np.minimum((p["thr"] - p["intrinsic_mem_thr"]) / d_safe, EXP_CAP)
+    # below -U_DEPTH every lane that keeps the exponential term starts above the spike potential
+    # (and spikes at once), so the bound only keeps exp(-x_peak) finite
+    x_peak = np.clip((p["thr"] - p["intrinsic_mem_thr"]) / d_safe, -U_DEPTH - 1., EXP_CAP)
+    resist_u = np.where(p["resist_m"] > 0, p["resist_m"], 1.)
     exp_reset = delta * np.exp(np.minimum((p["v_reset"] - p["intrinsic_mem_thr"]) / d_safe, EXP_CAP))
     np_dtype = np.dtype(jnp.dtype(dtype).name)
     # reciprocals rounded in the working precision, as ngc-learn's cell computes them (bitwise Euler match)
@@ -187,11 +207,13 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
     out = dict(
         inv_tau_m=inv_tau_m, inv_tau_w=inv_tau_w, resist_m=p["resist_m"],
         delta=delta, delta_safe=d_safe, inv_delta=1. / d_safe, has_exp=has_exp, v_t=p["intrinsic_mem_thr"],
-        v_spike=v_spike, v_rest=p["v_rest"], v_reset=p["v_reset"], a=p["a"], b=p["b"],
+        v_spike=v_spike, v_top=np.maximum(v_spike, p["v_reset"]), v_rest=p["v_rest"], v_reset=p["v_reset"], a=p["a"], b=p["b"],
         refract_time=p["refract_time"], w_refract=p["a"] * (p["v_reset"] - p["v_rest"]),
-        inv_resist_m=1. / p["resist_m"], a_r=p["a"] * p["resist_m"], x_far=np.where(has_exp, -U_DEPTH, np.inf),
+        resist_u=resist_u, inv_resist_m=1. / resist_u, couple_u=p["resist_m"] / resist_u,
+        a_r=p["a"] * resist_u, x_far=np.where(has_exp, -U_DEPTH, np.inf),
         d_far=np.maximum(delta, D_FAR), inv_d_far=1. / np.maximum(delta, D_FAR),
         x_spike=np.where(has_exp, x_peak, 0.), rho_spike=np.where(has_exp, np.exp(-x_peak), 0.),
+        smooth_crossing=~has_exp | (p["thr"] <= p["intrinsic_mem_thr"]),
         theta_scale=np.maximum(1., np.abs(v_spike)), inv_theta_scale=1. / np.maximum(1., np.abs(v_spike)),
         exp_reset=exp_reset, jac_vv=(exp_reset / d_safe - 1.) / p["tau_m"],
     )
@@ -293,6 +315,12 @@ def _all(x):
     return known is not None and bool(known.all())
 
 
+def _any(x):
+    """Whether some element of ``x`` may be true (unknown at trace time counts)."""
+    known = _static(x)
+    return known is None or bool(known.any())
+
+
 def _exp_term(v, c, coarse):
     """exp((v - intrinsic_mem_thr)/v_sharpness), the exponent capped at ``EXP_CAP``."""
     return fast_exp(_upper((v - c.v_t) * c.inv_delta, EXP_CAP), coarse)
@@ -330,6 +358,15 @@ def step_midpoint(f, x, h, k1=None):
     return _axpy(x, h, k2), (k1, k2)
 
 
+def _step_rk2(alpha, f, x, h, k1=None):
+    """Explicit two-stage, second-order Runge-Kutta with its second stage at
+    ``alpha h`` (1/2: midpoint, 1: Heun, 2/3: Ralston). Returns (x1, stages)."""
+    k1 = f(x) if k1 is None else k1
+    k2 = f(_axpy(x, alpha * h, k1))
+    w2 = 0.5 / alpha
+    return tuple(xi + h * ((1. - w2) * a + w2 * b) for xi, a, b in zip(x, k1, k2)), (k1, k2)
+
+
 def step_rk4(f, x, h, k1=None):
     """Classical fourth-order Runge-Kutta (``k1``: f(x) where already known).
     Returns (x1, stages)."""
@@ -352,7 +389,8 @@ def rk4_dense(x0, ks, h, theta, i):
     return x0[i] + h * (b1 * k1 + b23 * (k2 + k3) + b4 * k4)
 
 
-_STEPPERS = {"midpoint": step_midpoint, "rk4": step_rk4}  # Runge-Kutta in (v, w)
+_STEPPERS = {"midpoint": step_midpoint, "heun": partial(_step_rk2, 1.), "ralston": partial(_step_rk2, 2. / 3.),
+             "rk4": step_rk4}  # Runge-Kutta in (v, w)
 
 
 def _safe_ratio(num, den):
@@ -373,11 +411,11 @@ def _flight_vw(v, w, drive, h, exp0, c, method):
     # used where crossed, where v1 > v_spike >= v
     theta = jnp.clip((c.v_spike - v) / (v1 - v), 0., 1.)
     w_cross = w + theta * (_clamp_w(w1) - w)
-    if method == "rk4" and not _all(c.has_exp):
-        # without the exponential term v is smooth: its cubic locates the crossing
+    if method == "rk4" and _any(c.smooth_crossing):
+        # where v is smooth up to the spike potential, its cubic locates the crossing
         theta_if, w_if = _locate_crossing(x0, ks, h, c.v_spike - v, v1 - v, c.v_spike, refinements=3)
-        theta = jnp.where(c.has_exp, theta, theta_if)
-        w_cross = jnp.where(c.has_exp, w_cross, w_if)
+        theta = jnp.where(c.smooth_crossing, theta_if, theta)
+        w_cross = jnp.where(c.smooth_crossing, w_if, w_cross)
     return jnp.maximum(v1, -STATE_BOUND), _clamp_w(w1), crossed, theta, w_cross
 
 
@@ -440,7 +478,8 @@ def _flight_series(v, w, drive, h, exp0, c):
     pole_near = r0 > POLE_NEAR
     a_psi = jnp.where(pole_near, c.a_r * (h * c.inv_tau_w) / _lower(r0, 1e-30), 0.)
     hr, hw = -(ha * s), (h * s) * c.inv_tau_w
-    r_d = c.resist_m * inv_d
+    coupled = _all(c.couple_u == 1.)  # static: every input connected (resist_m > 0)
+    r_d = c.resist_u * inv_d
     # dimensionless series: rho, y = (v - v0)/d_eff = -ln rho, u = (resist_m/d_eff) w and psi(rho)
     rho, y, y_d, u = [1.], [0.], [0.], [r_d * w]
     g = [forcing * inv_d]  # (drive - v - resist_m w)/d_eff, then g_k = -y_k - u_k
@@ -462,7 +501,7 @@ def _flight_series(v, w, drive, h, exp0, c):
         y_d.append((k + 1) * y[k + 1])
         u_src = c.a_r * (v - c.v_rest) * inv_d - u[0] if k == 0 else c.a_r * y[k] - u[k]
         u.append((hw * inv_k[k]) * u_src)
-        g.append(-y[k + 1] - u[k + 1])
+        g.append(-y[k + 1] - (u[k + 1] if coupled else c.couple_u * u[k + 1]))
         # psi's first coefficient, -(y_1 + rho_1), vanishes (y_1 = -rho_1)
         psi.append(-(y[k + 1] + sum(rho[i] * y[k + 1 - i] for i in range(1, k + 1))) - rho[k + 1] if k else 0.)
     q = [0.] + [u[k] - a_psi * psi[k] for k in range(1, order + 1)]
@@ -476,7 +515,7 @@ def _flight_series(v, w, drive, h, exp0, c):
     # the crossing, where rho falls to rho_spike (without the exponential term: where v reaches v_spike)
     rho_spike = big_e * c.rho_spike  # 0 where the exponential term is dropped: no crossing
     f, f1, level = rho, rho_sum, rho_spike
-    if not _all(c.has_exp):
+    if _any(c.smooth_crossing):  # lanes whose crossing the dropped exponential term may hold
         f = [jnp.where(near, 1., 0.)] + [jnp.where(near, rho[k], -y[k]) for k in range(1, order + 1)]
         f1, level = sum(f), jnp.where(near, rho_spike, (v - c.v_spike) * inv_d)
     crossed = f1 < level
@@ -585,10 +624,14 @@ def _advance_euler(state, j, t, dt, c, refractory, track_times):
     if refractory:
         r_a = _clamped_share(ref_left, dt)
         v0, h_free = _held_v(v0, r_a, c), dt - r_a
+        if _any(c.v_top > c.v_spike):  # held above the spike potential: no spike while clamped
+            s = jnp.where(h_free > 0., s, 0.)
         ref_left = _blend(s, c.refract_time, jnp.maximum(ref_left - dt, 0.))
         v1 = jnp.where(ref_left > 0., c.v_reset, v1)  # exactly v_reset while clamped
-    # linear interpolation where s = 1 (then v1 > v0); the denominator is 1 elsewhere
-    crossing = lambda: (t - dt) + r_a + jnp.clip((c.v_spike - v0) / _blend(s, v1 - v0, 1.), 0., 1.) * h_free
+    # linear interpolation where the step rose through v_spike (then v1 > v0); 0 where it started above
+    below = v0 < c.v_spike
+    crossing = lambda: (t - dt) + r_a + h_free * jnp.where(
+        below, jnp.clip((c.v_spike - v0) / jnp.where(below, _blend(s, v1 - v0, 1.), 1.), 0., 1.), 0.)
     tols, t_spike = _spike_times(state, s, t, crossing, track_times)
     return AdExState(v=_blend(s, c.v_reset, v1), w=_clamp_w(_blend(s, w1 + c.b, w1)),
                      ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
@@ -620,6 +663,14 @@ def _flight(v, w, drive, ref_left, exp0, *, dt, c, method, refractory):
         w_cross = w1
     else:
         v1, w1, crossed, theta, w_cross = _flight_vw(v, w, drive, h, exp0, c, method)
+    # a flight that starts above the spike potential (v_reset >= thr, or a state set there) spikes at
+    # its start; a neuron held for the whole step (h = 0) does not spike
+    above = v > jnp.where(h > 0., c.v_spike, jnp.inf)
+    crossed = jnp.where(above, above, crossed)
+    if refractory and _any(c.v_top > c.v_spike):  # held above the spike potential for the whole step:
+        crossed = jnp.where(h > 0., crossed, False)  # no spike, and v1 below v_spike (the encoding's rule)
+        v1 = jnp.minimum(v1, c.v_spike)
+    theta, w_cross = jnp.where(above, 0., theta), jnp.where(above, w, w_cross)
     w_r = w_cross + c.b
     if refractory:
         w_r = _relax_w(w_r, jnp.minimum(c.refract_time, h * (1. - theta)), c)
@@ -718,22 +769,24 @@ def _remainder(v1, w1, crossed, drive, rest, dt, c, refractory, method):
     over the ``rest`` of the step after the refractory period; elsewhere
     ``(v1, w1)``. A second-order Taylor step with the Jacobian at v_reset,
     where the exponential term is a constant of the neuron (error below
-    1e-3 mV after a spike, no exponential to evaluate), or, for "midpoint"
-    and "rk4" where every neuron has the exponential term, a forward Euler
-    step: its error (~1e-3 mV) is far below what the upswing costs their
-    spike times (~0.2 ms, about 1 mV at the reset). Without the exponential
-    term their spike times are accurate, and so must be the step after a spike."""
+    1e-3 mV after a spike, no exponential to evaluate), or, for the
+    Runge-Kutta integrators where every neuron spikes through the upswing of
+    the exponential term, a forward Euler step: its error (~1e-3 mV) is far
+    below what the upswing costs their spike times (~0.2 ms, about 1 mV at the
+    reset). Where v is smooth up to the spike potential (no exponential term,
+    or thr <= intrinsic_mem_thr) their spike times are accurate, and so must be
+    the step after a spike."""
     # Bounds by compare-and-select (cheaper than NaN-propagating ones): only where the neuron
     # crossed is the result kept, and there every input is finite; where extreme parameters
     # overflow the Jacobian's product (inf, or NaN from inf * 0), the step still ends finite.
     h = _box(rest - c.refract_time if refractory else rest, 0., dt)
     dv = (drive - c.v_reset + c.exp_reset - c.resist_m * w1) * c.inv_tau_m
     dw = (c.w_refract - w1) * c.inv_tau_w
-    if method == "precise" or not _all(c.has_exp):
+    if method == "precise" or _any(c.smooth_crossing):
         dv, dw = (dv + (0.5 * h) * (c.jac_vv * dv - c.resist_m * c.inv_tau_m * dw),
                   dw + (0.5 * h) * (c.a * dv - dw) * c.inv_tau_w)
     bound = STATE_BOUND / dt
     v = c.v_reset + h * _box(dv, -bound, bound)
     w = w1 + h * _box(dw, -bound, bound)
-    return (jnp.where(crossed, _box(v, -STATE_BOUND, c.v_spike), v1),
+    return (jnp.where(crossed, _box(v, -STATE_BOUND, c.v_top), v1),
             jnp.where(crossed, _box(w, -STATE_BOUND, STATE_BOUND), w1))

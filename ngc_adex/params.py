@@ -12,14 +12,13 @@ from importlib import resources
 
 import numpy as np
 
-from .dynamics import AdExParams, METHOD_ALIASES, spike_potential
+from .dynamics import AdExParams, METHOD_ALIASES
 
-#: largest magnitude any parameter may have (keeps float32 arithmetic finite)
-MAX_MAGNITUDE = 1e9
-#: smallest admissible time constant (ms)
-MIN_TIME_CONSTANT = 1e-6
-#: smallest positive slope factor (mV); use 0 for the integrate-and-fire limit
-MIN_SHARPNESS = 1e-3
+#: largest magnitude any value may have: finite in float32 (the cell's default precision)
+MAX_MAGNITUDE = float(np.finfo(np.float32).max)
+#: smallest positive time constant or slope factor: the smallest normal float32, whose
+#: reciprocal is finite
+MIN_POSITIVE = float(np.finfo(np.float32).tiny)
 
 #: the parameters that may differ from neuron to neuron
 PER_NEURON = AdExParams._fields + ("v0", "w0")
@@ -48,10 +47,9 @@ def _as_array(name, value, shape):
     except ValueError:
         raise ValueError(f"{name} has shape {arr.shape}, which does not broadcast to "
                          f"(batch_size, n_units) = {shape}") from None
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite (no NaN or inf), got {value!r}")
-    if np.any(np.abs(arr) > MAX_MAGNITUDE):
-        raise ValueError(f"{name} must lie in [-{MAX_MAGNITUDE:g}, {MAX_MAGNITUDE:g}], got {value!r}")
+    if not np.all(np.isfinite(arr)) or np.any(np.abs(arr) > MAX_MAGNITUDE):
+        raise ValueError(f"{name} must be finite (|{name}| <= {MAX_MAGNITUDE:.4g}, the float32 range), "
+                         f"got {value!r}")
     return arr
 
 
@@ -91,23 +89,12 @@ def validate(n_units, batch_size, **values):
     shape = (batch_size, n_units)
     p = {name: _as_array(name, values[name], shape) for name in PER_NEURON}
     for name in ("tau_m", "tau_w"):
-        _require(p[name] >= MIN_TIME_CONSTANT, f"{name} must be >= {MIN_TIME_CONSTANT:g} ms, got {values[name]!r}")
-    _require(p["resist_m"] > 0, f"resist_m must be > 0, got {values['resist_m']!r}")
+        _require(p[name] >= MIN_POSITIVE, f"{name} must be > 0 ms (>= {MIN_POSITIVE:.4g}), got {values[name]!r}")
+    _require(p["resist_m"] >= 0, f"resist_m must be >= 0 (0: input disconnected), got {values['resist_m']!r}")
     sharp = p["v_sharpness"]
-    _require((sharp == 0) | (sharp >= MIN_SHARPNESS),
-             f"v_sharpness must be 0 (integrate-and-fire limit) or >= {MIN_SHARPNESS:g} mV, "
+    _require((sharp == 0) | (sharp >= MIN_POSITIVE),
+             f"v_sharpness must be 0 (integrate-and-fire limit) or > 0 mV (>= {MIN_POSITIVE:.4g}), "
              f"got {values['v_sharpness']!r}")
-    _require((sharp == 0) | (p["thr"] > p["intrinsic_mem_thr"]),
-             f"thr must be > intrinsic_mem_thr where v_sharpness > 0, got thr={values['thr']!r}, "
-             f"intrinsic_mem_thr={values['intrinsic_mem_thr']!r}")
-    _require(p["thr"] >= p["intrinsic_mem_thr"],
-             f"thr must be >= intrinsic_mem_thr, got thr={values['thr']!r}, "
-             f"intrinsic_mem_thr={values['intrinsic_mem_thr']!r}")
-    v_spike = spike_potential(sharp, p["intrinsic_mem_thr"], p["thr"])
-    _require(p["v_reset"] < v_spike,
-             f"v_reset must be < thr (< intrinsic_mem_thr where v_sharpness = 0), got {values['v_reset']!r}")
-    _require(p["v0"] <= v_spike,
-             f"v0 must be <= thr (<= intrinsic_mem_thr where v_sharpness = 0), got {values['v0']!r}")
     _require(p["refract_time"] >= 0, f"refract_time must be >= 0 ms, got {values['refract_time']!r}")
     return n_units, batch_size, p
 

@@ -176,7 +176,7 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
     rec_idx = jnp.arange(n_neurons) if neurons is None else jnp.asarray(neurons, dtype=jnp.int32).ravel()
     chunk = int(max(1, min(chunk_steps, n_steps, _CHUNK_ELEMENTS // max(n_neurons if spikes else len(rec_idx), 1))))
     kind, fn, value = _input(current, n_steps)
-    step, precise = cell._step, cell.precise_times
+    step, precise = cell.step_fn, cell.precise_times
 
     def body(state, x, aux):
         t, valid, series = x

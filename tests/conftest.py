@@ -19,10 +19,35 @@ NAUD = ("tonic", "adapting", "initial_burst", "regular_bursting", "delayed_accel
 _ids = itertools.count()
 
 
+def unique_name(prefix):
+    """A Context name used nowhere else (Context names are process-wide singletons)."""
+    return f"{prefix}_{next(_ids)}"
+
+
 def make_cell(n_units=1, **kwargs):
     """An AdExCell in a fresh Context (Context names are process-wide singletons)."""
     with Context(f"t{next(_ids)}"):
         return AdExCell("cell", n_units, **kwargs)
+
+
+def run_side_by_side(kwargs, current, steps=2000, dt=0.1, method="euler"):
+    """(theirs, ours): v, w, s, tols (numpy, steps x batch x units) of ngc-learn's AdExCell and ours with
+    the same arguments (four neurons, ``current`` held), stepped in one MethodProcess."""
+    from ngclearn import MethodProcess
+    from ngclearn.components.neurons.spiking.adExCell import AdExCell as NgcAdExCell
+    with Context(unique_name("side_by_side")):
+        ref = NgcAdExCell("ref", 4, **kwargs)
+        ours = AdExCell("ours", 4, integration_type=method, **kwargs)
+        advance = MethodProcess("advance") >> ref.advance_state >> ours.advance_state
+        reset = MethodProcess("reset") >> ref.reset >> ours.reset
+        advance.watch(ref.v, ref.w, ref.s, ref.tols, ours.v, ours.w, ours.s, ours.tols)
+    reset.run()
+    j = jnp.asarray(current, dtype=jnp.float32)
+    ref.j.set(j)
+    ours.j.set(j)
+    _, out = advance.scan(jnp.array(advance.pack_rows(steps, t=lambda i: (i + 1) * dt, dt=dt)))
+    out = [np.asarray(o) for o in out]
+    return out[:4], out[4:]
 
 
 def stacked_presets(names, **extra):

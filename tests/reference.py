@@ -9,7 +9,8 @@ b pA, I pA, t ms; pF/nS = ms, mV*nS = pA)::
     C dV/dt     = -gL (V - EL) + gL DT exp((V - VT)/DT) - w + I
     tau_w dw/dt = a (V - EL) - w
 
-Spike when V reaches V_peak (DT > 0) or VT (DT == 0, the integrate-and-fire
+Spike when V reaches V_peak (DT > 0; V_peak <= VT allowed: detection below the
+exponential's threshold) or min(V_peak, VT) (DT == 0, the integrate-and-fire
 limit without the exponential term).  Then V <- Vr, w <- w + b.  With an
 absolute refractory period t_ref > 0, V is held at Vr for exactly t_ref after
 each spike while w relaxes with V = Vr (closed form).
@@ -87,13 +88,9 @@ def validate_params(p: dict, t_ref: float = 0.0) -> dict:
         raise ValueError("DT must be >= 0")
     if not t_ref >= 0:
         raise ValueError("t_ref must be >= 0")
-    if q["DT"] > 0:
-        if not q["V_peak"] > q["VT"]:
-            raise ValueError("V_peak must be > VT when DT > 0")
-        if not q["Vr"] < q["V_peak"]:
-            raise ValueError("Vr must be < V_peak")
-    elif not q["Vr"] < q["VT"] and t_ref == 0:
-        raise ValueError("with DT == 0 and t_ref == 0, Vr must be < VT")
+    threshold = q["V_peak"] if q["DT"] > 0 else min(q["V_peak"], q["VT"])
+    if not q["Vr"] < threshold:
+        raise ValueError("Vr must be below the spike potential")
     for k, v in q.items():
         if not math.isfinite(v):
             raise ValueError(f"parameter {k} is not finite")
@@ -179,11 +176,14 @@ def simulate_reference(
     expo = DT > 0
     if expo:
         x_peak = (V_peak - VT) / DT
-        u_peak = math.exp(-x_peak)  # may underflow to 0 for absurd V_peak
+        u_peak = math.exp(-max(x_peak, 0.))  # may underflow to 0 for absurd V_peak
         ln_floor = math.log(max(u_peak * 1e-3, 1e-300))
         threshold = V_peak
     else:
-        threshold = VT
+        threshold = min(V_peak, VT)
+    # the V chart's terminal event: VT (the u chart takes over), or the spike where it comes first
+    v_switch = min(VT, threshold)
+    spike_in_v_chart = not expo or threshold <= VT
     atol_V = 1e-12 * atol_scale
     atol_w = 1e-11 * atol_scale
     atol_u = 1e-14 * atol_scale
@@ -215,8 +215,8 @@ def simulate_reference(
         return VT - DT * lu, q + kappa * (u * lu - u + 1.0)
 
     # ------------------------------------------------------------ events
-    def ev_switch_up(t, y):  # V chart: V reaches VT
-        return y[0] - VT
+    def ev_switch_up(t, y):  # V chart: V reaches VT (or the spike potential below it)
+        return y[0] - v_switch
 
     ev_switch_up.terminal = True
     ev_switch_up.direction = 1.0
@@ -305,8 +305,8 @@ def simulate_reference(
         V, w = float(sol.y[0, -1]), float(sol.y[1, -1])
         t = t1
         if sol.status == 1:
-            V = VT  # exactly on the switching / threshold surface
-            if not expo:
+            V = v_switch  # exactly on the switching / threshold surface
+            if spike_in_v_chart:
                 V, w = do_spike(t, w)
                 if t_ref > 0:
                     refractory_until = t + t_ref

@@ -1,19 +1,15 @@
 """The component: drop-in compatibility with ngc-learn's AdExCell, constructor, per-neuron parameters, help."""
 import inspect
-import itertools
 
 import numpy as np
 import pytest
 import jax.numpy as jnp
-from ngclearn import Context, MethodProcess
 from ngclearn.components.neurons.spiking.adExCell import AdExCell as NgcAdExCell
 
 import ngc_adex
-from conftest import make_cell, stacked_presets
+from conftest import make_cell, run_side_by_side, stacked_presets
 from ngc_adex import AdExCell, preset, preset_kwargs
 from ngc_adex.simulate import simulate
-
-_ids = itertools.count()
 
 
 def test_exported_at_top_level_with_the_builtin_signature():
@@ -54,19 +50,7 @@ def test_euler_equals_ngclearn_step_by_step(kwargs, current):
     """The same spikes and tols as the installed ngc-learn AdExCell wherever that one is finite, and v, w
     within float32 rounding: the expression is ngc-learn's, operation for operation, but XLA:CPU contracts
     multiply-adds differently depending on how a loop is fused (and differently in jax 0.10 and 0.12)."""
-    dt, steps = 0.1, 3000
-    with Context(f"compat{next(_ids)}"):
-        ref = NgcAdExCell("ref", 4, **kwargs)
-        ours = AdExCell("ours", 4, **kwargs)
-        advance = MethodProcess("advance") >> ref.advance_state >> ours.advance_state
-        reset = MethodProcess("reset") >> ref.reset >> ours.reset
-        advance.watch(ref.v, ref.w, ref.s, ref.tols, ours.v, ours.w, ours.s, ours.tols)
-    reset.run()
-    j = jnp.asarray(current, dtype=jnp.float32)
-    ref.j.set(j)
-    ours.j.set(j)
-    _, out = advance.scan(jnp.array(advance.pack_rows(steps, t=lambda i: (i + 1) * dt, dt=dt)))
-    theirs, mine = [np.asarray(o) for o in out[:4]], [np.asarray(o) for o in out[4:]]
+    theirs, mine = run_side_by_side(kwargs, current, steps=3000)
     finite = np.isfinite(theirs[0]).all() and np.isfinite(theirs[1]).all()
     assert finite
     assert theirs[2].sum() > 0  # the comparison covers spikes and resets
@@ -83,14 +67,16 @@ def test_v_thr_is_a_deprecated_alias_of_thr():
 
 
 @pytest.mark.parametrize("bad,match", [
-    (dict(integration_type="heun"), "integration_type"),
-    (dict(tau_m=0.), "tau_m"),
-    (dict(v_sharpness=-1.), "v_sharpness"),
-    (dict(thr=-60.), "thr"),
-    (dict(v_reset=10.), "v_reset"),
-    (dict(refract_time=-1.), "refract_time"),
-    (dict(tau_w=float("nan")), "tau_w"),
-    (dict(b=[1., 2.]), "b"),
+    (dict(integration_type="rk45"), "integration_type must be one of"),
+    (dict(tau_m=0.), r"tau_m must be > 0 ms"),
+    (dict(tau_w=-5.), r"tau_w must be > 0 ms"),
+    (dict(v_sharpness=-1.), r"v_sharpness must be 0 .* or > 0 mV"),
+    (dict(resist_m=-1.), r"resist_m must be >= 0"),
+    (dict(refract_time=-1.), r"refract_time must be >= 0 ms"),
+    (dict(tau_w=float("nan")), "tau_w must be finite"),
+    (dict(thr=float("inf")), "thr must be finite"),
+    (dict(a=1e39), r"a must be finite \(\|a\| <= 3.403e\+38"),
+    (dict(b=[1., 2.]), "b has shape"),
 ])
 def test_bad_arguments_raise_at_construction(bad, match):
     with pytest.raises(ValueError, match=match):

@@ -135,7 +135,7 @@ def test_help(argv, words):
     ["run", "--dt", "-0.1"],
     ["run", "--duration", "0"],
     ["run", "--tau-w", "-5"],            # AdExCell's ValueError
-    ["run", "--Vr", "10"],               # v_reset above V_peak
+    ["run", "--DT", "-1"],               # v_sharpness below 0
     ["run", "--C", "0"],                 # from_physical's ValueError
     ["run", "--current", "abc"],
     ["run", "--method", "leapfrog"],

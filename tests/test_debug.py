@@ -86,7 +86,7 @@ def test_inf_current_is_reported():
     assert info.value.check == CHECKS[0]
 
 
-def test_state_checks_fire_on_a_broken_step():
+def test_state_checks_fire_on_a_broken_step(monkeypatch):
     """The v/w/spike-potential checks, exercised with a deliberately broken step."""
     for check, broken in [
         (CHECKS[1], lambda v, w, *rest: (v.at[0, 2].set(jnp.nan), w, *rest)),
@@ -94,10 +94,12 @@ def test_state_checks_fire_on_a_broken_step():
         (CHECKS[3], lambda v, w, *rest: (v.at[0, 0].set(1e3), w, *rest)),
     ]:
         cell = _cell(n_units=3)
-        real = cell._step
-        cell._step = lambda *args, _real=real, _broken=broken: _broken(*_real(*args))
-        with pytest.raises(CheckedSimulationError) as info:
-            checked_simulate(cell, 1., 0.1, 10.)
+        real = cell.step_fn
+        with monkeypatch.context() as patch:
+            patch.setattr(type(cell), "step_fn",
+                          property(lambda self, _real=real, _broken=broken: lambda *a: _broken(*_real(*a))))
+            with pytest.raises(CheckedSimulationError) as info:
+                checked_simulate(cell, 1., 0.1, 10.)
         assert info.value.check == check
         assert info.value.step == 1
 

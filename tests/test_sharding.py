@@ -76,7 +76,7 @@ def _shard_info(arrays, sharding, n_dev):
 
 
 def _child_pure(method, n=1024, steps=1000, dt=0.1):
-    """cell._step under jax.lax.scan, jitted with and without shardings."""
+    """cell.step_fn under jax.lax.scan, jitted with and without shardings."""
     import numpy as np
     import jax
     import jax.numpy as jnp
@@ -84,7 +84,7 @@ def _child_pure(method, n=1024, steps=1000, dt=0.1):
     from ngc_adex import dynamics
 
     _, cell, current = _population(method, n, f"shard_pure_{method}")
-    step = cell._step
+    step = cell.step_fn
 
     def run(state, j, ts):
         def body(s, t):
