@@ -393,9 +393,98 @@ _STEPPERS = {"midpoint": step_midpoint, "heun": partial(_step_rk2, 1.), "ralston
              "rk4": step_rk4}  # Runge-Kutta in (v, w)
 
 
+# ----------------------------------------------------------------------------
+# quotients and products with finite derivatives
+# ----------------------------------------------------------------------------
+# jax.grad through a step is finite for every finite state and input. JAX differentiates x/y as
+# -x y^-2, which overflows for |y| < ~1e-19, and the zero cotangent of a quotient that is clipped or
+# discarded (a step spent refractory, v that does not move, a neuron that does not cross) times that
+# inf, or times an inf or NaN the forward pass computed and then discarded, is NaN. A select on the
+# denominator would cure it, but it changes how XLA:CPU fuses the step and with it the forward
+# rounding (ulp differences; an overflowing series kept in one build and not the other). Instead,
+# these functions give the plain expressions derivatives written to stay finite: without
+# differentiation each is its expression, and the compiled step is unchanged.
+@jax.custom_jvp
 def _safe_ratio(num, den):
+    """num/den, 0 where den = 0; the derivative (tn - q td)/den, finite where den is tiny."""
     ok = den != 0.
     return jnp.where(ok, num / jnp.where(ok, den, 1.), 0.)
+
+
+@_safe_ratio.defjvp
+def _safe_ratio_jvp(primals, tangents):
+    num, den = primals
+    out = _safe_ratio(num, den)
+    ok = den != 0.
+    return out, jnp.where(ok, (tangents[0] - out * tangents[1]) / jnp.where(ok, den, 1.), 0.)
+
+
+@jax.custom_jvp
+def _quotient(num, den):
+    """num/den, den never 0 but possibly tiny where the quotient is discarded: the derivative
+    (tn - q td)/den, finite wherever q is."""
+    return num / den
+
+
+@_quotient.defjvp
+def _quotient_jvp(primals, tangents):
+    num, den = primals
+    q = num / den
+    return q, (tangents[0] - q * tangents[1]) / den
+
+
+def _unit_jvp(q, t_lin, t_num, den):
+    """(q, the tangent t_lin + t_num/den where 0 < q < 1, else 0) for a crossing fraction q clipped to
+    [0, 1]: a clipped fraction (or one whose denominator vanished) contributes exactly 0."""
+    inside = (q > 0.) & (q < 1.)
+    return q, jnp.where(inside, t_lin + t_num / jnp.where(inside, den, 1.), 0.)
+
+
+def _not_nan(q):
+    """q, 0 where q is NaN (0/0: v at the spike potential and not moving, where the neuron does not
+    cross). Under differentiation only: no output takes such a fraction, but the derivatives of the
+    products it enters would carry its NaN (0 * NaN)."""
+    return jnp.where(q == q, q, 0.)
+
+
+@jax.custom_jvp
+def _unit_ratio(num, den):
+    """clip(num/den, 0, 1) (a crossing fraction), with a finite derivative for every finite num and den."""
+    return jnp.clip(num / den, 0., 1.)
+
+
+@_unit_ratio.defjvp
+def _unit_ratio_jvp(primals, tangents):
+    num, den = primals
+    q = _not_nan(_unit_ratio(num, den))
+    return _unit_jvp(q, 0., tangents[0] - q * tangents[1], den)
+
+
+@jax.custom_jvp
+def _unit_newton(theta, num, den):
+    """theta - num/den clamped to [0, 1] (a Newton step on a crossing fraction), with a finite derivative."""
+    return jnp.clip(theta - num / den, 0., 1.)
+
+
+@_unit_newton.defjvp
+def _unit_newton_jvp(primals, tangents):
+    theta, num, den = primals
+    q = _not_nan(_unit_newton(theta, num, den))
+    # where 0 < q < 1, num/den = theta - q (up to rounding): finite
+    return _unit_jvp(q, tangents[0], (theta - q) * tangents[2] - tangents[1], den)
+
+
+@jax.custom_jvp
+def _scaled(h, x):
+    """h * x, where x may overflow to inf (a product that a clamp downstream discards): the derivative
+    in h is taken as 0 there instead of NaN (0 * inf) from that clamp's zero cotangent."""
+    return h * x
+
+
+@_scaled.defjvp
+def _scaled_jvp(primals, tangents):
+    h, x = primals
+    return h * x, tangents[0] * jnp.where(jnp.abs(x) < jnp.inf, x, 0.) + h * tangents[1]
 
 
 # ----------------------------------------------------------------------------
@@ -408,8 +497,8 @@ def _flight_vw(v, w, drive, h, exp0, c, method):
     (v1, w1), ks = _STEPPERS[method](lambda x: vw_field(x[0], x[1], drive, c), x0, h,
                                      vw_field(v, w, drive, c, exp0))
     crossed = v1 > c.v_spike
-    # used where crossed, where v1 > v_spike >= v
-    theta = jnp.clip((c.v_spike - v) / (v1 - v), 0., 1.)
+    # used where crossed, where v1 > v_spike >= v (v1 = v where the step is spent refractory)
+    theta = _unit_ratio(c.v_spike - v, v1 - v)
     w_cross = w + theta * (_clamp_w(w1) - w)
     if method == "rk4" and _any(c.smooth_crossing):
         # where v is smooth up to the spike potential, its cubic locates the crossing
@@ -476,7 +565,7 @@ def _flight_series(v, w, drive, h, exp0, c):
     # a_psi psi(rho), psi = rho ln rho - rho + 1, carries u's log singularity at the spike
     # (a_psi = a resist_m tau_m/(tau_w big_e)); it matters only within a few steps of it
     pole_near = r0 > POLE_NEAR
-    a_psi = jnp.where(pole_near, c.a_r * (h * c.inv_tau_w) / _lower(r0, 1e-30), 0.)
+    a_psi = jnp.where(pole_near, _quotient(c.a_r * (h * c.inv_tau_w), _lower(r0, 1e-30)), 0.)
     hr, hw = -(ha * s), (h * s) * c.inv_tau_w
     coupled = _all(c.couple_u == 1.)  # static: every input connected (resist_m > 0)
     r_d = c.resist_u * inv_d
@@ -521,8 +610,8 @@ def _flight_series(v, w, drive, h, exp0, c):
     crossed = f1 < level
     # Newton's method from the tangent's root (f falls almost linearly near the crossing)
     f_d = [k * f[k] for k in range(1, order + 1)]
-    theta = jnp.clip((level - f[0]) / _upper(f[1], -1e-30), 0., 1.)
-    theta = jnp.clip(theta - (_horner(f, theta) - level) / _upper(_horner(f_d, theta), -1e-30), 0., 1.)
+    theta = _unit_ratio(level - f[0], _upper(f[1], -1e-30))
+    theta = _unit_newton(theta, _horner(f, theta) - level, _upper(_horner(f_d, theta), -1e-30))
     # w at the crossing or at the end of the step (ln(rho_spike) = x0 - x_spike)
     rho_end, log_end = jnp.where(crossed, rho_spike, rho1), jnp.where(crossed, x0 - c.x_spike, log1)
     w1 = w + (d_eff * c.inv_resist_m) * (_horner(q, jnp.where(crossed, theta, 1.))
@@ -631,7 +720,7 @@ def _advance_euler(state, j, t, dt, c, refractory, track_times):
     # linear interpolation where the step rose through v_spike (then v1 > v0); 0 where it started above
     below = v0 < c.v_spike
     crossing = lambda: (t - dt) + r_a + h_free * jnp.where(
-        below, jnp.clip((c.v_spike - v0) / jnp.where(below, _blend(s, v1 - v0, 1.), 1.), 0., 1.), 0.)
+        below, _unit_ratio(c.v_spike - v0, jnp.where(below, _blend(s, v1 - v0, 1.), 1.)), 0.)
     tols, t_spike = _spike_times(state, s, t, crossing, track_times)
     return AdExState(v=_blend(s, c.v_reset, v1), w=_clamp_w(_blend(s, w1 + c.b, w1)),
                      ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
@@ -783,7 +872,7 @@ def _remainder(v1, w1, crossed, drive, rest, dt, c, refractory, method):
     dv = (drive - c.v_reset + c.exp_reset - c.resist_m * w1) * c.inv_tau_m
     dw = (c.w_refract - w1) * c.inv_tau_w
     if method == "precise" or _any(c.smooth_crossing):
-        dv, dw = (dv + (0.5 * h) * (c.jac_vv * dv - c.resist_m * c.inv_tau_m * dw),
+        dv, dw = (dv + _scaled(0.5 * h, c.jac_vv * dv - c.resist_m * c.inv_tau_m * dw),
                   dw + (0.5 * h) * (c.a * dv - dw) * c.inv_tau_w)
     bound = STATE_BOUND / dt
     v = c.v_reset + h * _box(dv, -bound, bound)
