@@ -20,6 +20,19 @@ about 70 Hz at 1600 pA over 500 ms), batch_size 1.
 * ``bare_jax_euler``: the built-in cell's equations (forward Euler, reset
   with ``where``) in a hand-written ``jax.jit(jax.lax.scan)`` loop.
 
+Ways of driving ngc_adex's cell (one row each per integrator, and a table per N
+that puts them side by side):
+
+* ``ngc_adex:<integrator>``: (a) ``MethodProcess.scan`` over ``pack_rows`` rows
+  (t and dt traced, one row per step).
+* ``jit_const:<integrator>``: (b) a user's own
+  ``jax.jit(lambda s, ts: lax.scan(lambda st, t: advance.run.compiled(st, row(t, dt)), s, ts))``
+  over the process's compiled function, with ``dt`` a Python float closed over
+  (a compile-time constant; ``row`` is ``advance.pack_keywords(t=t, dt=dt)``).
+* ``jit_traced:<integrator>``: (c) the same with ``dt`` a traced argument of the jit.
+* ``pyloop:<integrator>``: (d) a Python loop of ``advance.run(t=..., dt=...)``,
+  one dispatch per step; it runs ``--loop-steps`` steps per timed run (default 20).
+
 All configurations are interleaved in one process (each repetition runs every
 configuration once) and the best and median repetition are reported; the first
 call of each is timed separately ("first call" - best run = compile/trace).
@@ -52,9 +65,13 @@ import jax.numpy as jnp  # noqa: E402
 
 DT = 0.1
 ADEX_METHODS = ("euler", "midpoint", "rk4", "precise")
+#: the ways of driving ngc_adex's cell: label prefix -> column title
+DRIVERS = {"ngc_adex": "(a) MethodProcess.scan", "jit_const": "(b) jit+scan, dt constant",
+           "jit_traced": "(c) jit+scan, dt traced", "pyloop": "(d) Python loop of run"}
 CONFIGS = (["ngclearn:euler", "ngclearn:rk2"] + [f"ngc_adex:{m}" for m in ADEX_METHODS]
            + (["ngc_adex:euler+t_spike"] if C.supports_precise_times() else [])
-           + ["simulate:euler", "simulate:precise", "bare_jax_euler"])
+           + ["simulate:euler", "simulate:precise", "bare_jax_euler"]
+           + [f"{d}:{m}" for d in list(DRIVERS)[1:] for m in ADEX_METHODS])
 BASE = "ngclearn:euler"
 
 
@@ -158,11 +175,65 @@ class BareRunner:
         pass
 
 
-def make_runner(label, n, steps):
+class UserJitRunner:
+    """A user's own ``jax.jit(lax.scan)`` over the process's compiled function
+    (``advance.run.compiled(state, row)``), ``dt`` a Python float closed over
+    (a compile-time constant) or a traced argument of the jit."""
+
+    def __init__(self, method, n, steps, constant_dt):
+        self.pop = C.Population(C.ADEX, method, bg_kwargs(), currents(n), watch=False)
+        advance = self.pop.advance
+        compiled = advance.run.compiled
+        ts = (jnp.arange(steps, dtype=jnp.float32) + 1.) * DT
+
+        def run(state, ts, dt):
+            body = lambda s, t: (compiled(s, advance.pack_keywords(t=t, dt=dt))[0], None)
+            return jax.lax.scan(body, state, ts)[0]
+
+        if constant_dt:
+            self.fn, self.args = jax.jit(lambda s, ts: run(s, ts, DT)), (self.pop.state0, ts)
+        else:
+            self.fn, self.args = jax.jit(run), (self.pop.state0, ts, jnp.float32(DT))
+
+    def run(self):
+        jax.block_until_ready(self.fn(*self.args))
+
+    def jaxpr_size(self):
+        return None
+
+    def close(self):
+        self.pop.close()
+
+
+class PyLoopRunner:
+    """A Python loop of ``advance.run(t=..., dt=...)``: one dispatch per step."""
+
+    def __init__(self, method, n, steps):
+        self.pop = C.Population(C.ADEX, method, bg_kwargs(), currents(n), watch=False)
+        self.steps = steps
+
+    def run(self):
+        state = self.pop.state0
+        for i in range(self.steps):
+            state, _ = self.pop.advance.run(state=state, update=False, t=(i + 1) * DT, dt=DT)
+        jax.block_until_ready(state)
+
+    def jaxpr_size(self):
+        return None
+
+    def close(self):
+        self.pop.close()
+
+
+def make_runner(label, n, steps, loop_steps=20):
     kind, _, method = label.partition(":")
     method, _, extra = method.partition("+")
     if kind in (C.ADEX, C.BUILTIN):
         return ScanRunner(kind, method, n, steps, times=True if extra == "t_spike" else None)
+    if kind in ("jit_const", "jit_traced"):
+        return UserJitRunner(method, n, steps, constant_dt=kind == "jit_const")
+    if kind == "pyloop":
+        return PyLoopRunner(method, n, min(steps, loop_steps))
     if kind == "simulate":
         return SimulateRunner(method, n, steps)
     if label == "bare_jax_euler":
@@ -191,18 +262,18 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.
 
 
-def child(label, n, steps):
+def child(label, n, steps, loop_steps):
     if label != "none":
-        make_runner(label, n, steps).run()
+        make_runner(label, n, steps, loop_steps).run()
     else:
         currents(n)
     print(json.dumps({"maxrss_mb": peak_rss_mb()}))
 
 
-def measure_memory(labels, n, steps):
+def measure_memory(labels, n, steps, loop_steps):
     out = {}
     for label in ["none"] + list(labels):
-        cmd = [sys.executable, os.path.abspath(__file__), "--_child", label, str(n), str(steps)]
+        cmd = [sys.executable, os.path.abspath(__file__), "--_child", label, str(n), str(steps), str(loop_steps)]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=C.ROOT)
         try:
             out[label] = json.loads(proc.stdout.strip().splitlines()[-1])["maxrss_mb"]
@@ -217,6 +288,22 @@ def fmt_rate(x):
     return f"{x:.3g}" if np.isfinite(x) else "-"
 
 
+def driver_table(labels, rates, base_rate):
+    """Integrators as rows, the ways of driving the cell (:data:`DRIVERS`) as columns; None if only one."""
+    drivers = [d for d in DRIVERS if any(l == f"{d}:{m}" for l in labels for m in ADEX_METHODS)]
+    methods = [m for m in ADEX_METHODS if any(f"{d}:{m}" in labels for d in drivers)]
+    if len(drivers) < 2:
+        return None
+    rows = [[m] + [f"{fmt_rate(rates[f'{d}:{m}'])} ({rates[f'{d}:{m}'] / base_rate:.3f})"
+                   if f"{d}:{m}" in rates else "-" for d in drivers] for m in methods]
+    if "jit_const" in drivers and "jit_traced" in drivers:
+        for row, m in zip(rows, methods):
+            a, b = rates.get(f"jit_const:{m}"), rates.get(f"jit_traced:{m}")
+            row.append(f"{a / b:.3f}" if a and b else "-")
+        return C.table(["integrator"] + [DRIVERS[d] for d in drivers] + ["(b)/(c)"], rows)
+    return C.table(["integrator"] + [DRIVERS[d] for d in drivers], rows)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="N = 1e3, 1e5; 3 repetitions; memory at 1e5 only")
@@ -227,13 +314,15 @@ def main(argv=None):
                          "at N = 1e5, 100 at 1e6)")
     ap.add_argument("--min-steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (default 5)")
+    ap.add_argument("--loop-steps", type=int, default=20,
+                    help="steps per timed run of the pyloop:* configurations (default 20)")
     ap.add_argument("--configs", type=str, default=None, help="comma-separated subset of " + ",".join(CONFIGS))
     ap.add_argument("--mem-sizes", type=str, default=None,
                     help="N at which to measure peak memory (default 1e5,1e6; quick 1e5; 'none')")
-    ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--_child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._child:
-        return child(args._child[0], int(float(args._child[1])), int(args._child[2]))
+        return child(args._child[0], int(float(args._child[1])), int(args._child[2]), int(args._child[3]))
     if args.quick:
         args.repeats = min(args.repeats, 3)
     sizes = [int(float(x)) for x in (args.sizes or ("1e3,1e5" if args.quick else "1e3,1e4,1e5,1e6")).split(",")]
@@ -250,7 +339,7 @@ def main(argv=None):
         steps = steps_for(n, args)
         runners, first = {}, {}
         for label in labels:
-            runners[label] = make_runner(label, n, steps)
+            runners[label] = make_runner(label, n, steps, args.loop_steps)
             t0 = time.perf_counter()
             runners[label].run()
             first[label] = time.perf_counter() - t0
@@ -262,16 +351,18 @@ def main(argv=None):
                 t0 = time.perf_counter()
                 runners[label].run()
                 times[label].append(time.perf_counter() - t0)
+        run_steps = {label: getattr(runners[label], "steps", steps) for label in labels}
         for label in labels:
             runners[label].close()
-        mem = measure_memory(labels, n, steps) if n in mem_sizes else None
-        results[n] = dict(steps=steps, first=first, times=times, mem=mem)
+        mem = measure_memory(labels, n, steps, args.loop_steps) if n in mem_sizes else None
+        rates = {label: n * run_steps[label] / min(times[label]) for label in labels}
+        results[n] = dict(steps=steps, first=first, times=times, mem=mem, rates=rates)
 
         rows = []
-        base_best = n * steps / min(times[BASE]) if BASE in times else float("nan")
+        base_best = rates.get(BASE, float("nan"))
         for label in labels:
             best, med = min(times[label]), float(np.median(times[label]))
-            rate_best, rate_med = n * steps / best, n * steps / med
+            rate_best, rate_med = rates[label], n * run_steps[label] / med
             row = [label, fmt_rate(rate_best), fmt_rate(rate_med), f"{rate_best / base_best:.3f}",
                    f"{1e9 / rate_best:.2f}", f"{first[label]:.2f}", f"{max(first[label] - best, 0.):.2f}"]
             if mem is not None:
@@ -281,8 +372,14 @@ def main(argv=None):
                   "compile s"]
         if mem is not None:
             header += ["peak RSS MB", f"vs import-only ({mem['none']:.0f})"]
-        print(f"\nN = {n:g}, {steps} steps per run")
+        print(f"\nN = {n:g}, {steps} steps per run" + (f" ({min(steps, args.loop_steps)} for pyloop:*)"
+                                                         if any(l.startswith("pyloop:") for l in labels) else ""))
         print(C.table(header, rows))
+        drive = driver_table(labels, rates, base_best)
+        if drive:
+            print(f"\nN = {n:g}, ways of driving ngc_adex's cell: best neuron-steps/s (ratio vs {BASE} "
+                  "driven by MethodProcess.scan)")
+            print(drive)
         sys.stdout.flush()
 
     print("\nprimitive equations per step (make_jaxpr of the compiled advance, nested calls expanded; "
@@ -295,8 +392,7 @@ def main(argv=None):
         row = [label]
         for n in sizes:
             r = results[n]
-            base = min(r["times"][BASE]) if BASE in r["times"] else float("nan")
-            row.append(f"{base / min(r['times'][label]):.3f}")
+            row.append(f"{r['rates'][label] / r['rates'][BASE]:.3f}" if BASE in r["rates"] else "-")
         rows.append(row)
     print(C.table(["config"] + [f"N={n:g}" for n in sizes], rows))
     print(f"\n# total {time.perf_counter() - t_start:.0f} s")

@@ -775,6 +775,20 @@ def _decode_theta(v1, c):
     return (v1 - c.v_spike) * c.inv_theta_scale - 1.
 
 
+def _literal(x):
+    """A concrete scalar array as a numpy scalar, else ``x``. jax writes numpy scalars that a
+    conditional's branch closes over into the branch as literals, but passes jax arrays in as
+    operands of the conditional; jaxlib 0.10's XLA:CPU then keeps them as run-time values inside
+    the branch, unless the program is partitioned over devices (where they are folded in):
+    sharded and unsharded runs would round differently."""
+    if isinstance(x, jax.Array) and jnp.ndim(x) == 0:
+        try:
+            return np.asarray(x)
+        except TypeError:  # a tracer: a run-time value anyway
+            pass
+    return x
+
+
 def _materialized_pair(flight, args, dt, pack=True):
     """``flight(*args)``, a pair of arrays, computed in one pass (``dt``: the step).
 
@@ -785,15 +799,33 @@ def _materialized_pair(flight, args, dt, pack=True):
     conditional (both branches the same) makes XLA keep that array instead of
     fusing it into each consumer. A flight as cheap as Euler's is better
     returned unpacked (``pack=False``): the branch then computes each array
-    in its own loop, and the consumers still only read them. Other backends
-    fuse multi-output loops themselves and take the plain path."""
+    in its own loop, and the consumers still only read them. The predicate
+    must not be known to XLA, or it folds the conditional away: ``dt`` comes
+    from :func:`_runtime_step`. Scalar constants that ``flight`` is bound to
+    enter the branches as literals (:func:`_literal`). Other backends fuse
+    multi-output loops themselves and take the plain path."""
     shape = jnp.shape(args[0])
     args = tuple(jnp.broadcast_to(x, shape) for x in args)
     if jax.default_backend() != "cpu":
         return flight(*args)
+    if isinstance(flight, partial):
+        flight = partial(flight.func, *flight.args, **jax.tree_util.tree_map(_literal, flight.keywords))
     branch = (lambda *a: jax.lax.complex(*flight(*a))) if pack else flight
     out = jax.lax.cond(jnp.isfinite(dt), branch, branch, *args)
     return (jnp.real(out), jnp.imag(out)) if pack else out
+
+
+def _runtime_step(dt, dtype):
+    """``dt`` as an array of ``dtype`` that XLA treats as known only at run time.
+
+    A Python float ``dt`` (closed over in a user's ``jit(lax.scan(...))``) is a
+    compile-time constant: XLA would then fold the conditional of
+    :func:`_materialized_pair` (and re-fuse the flight into each of its
+    consumers: 1.6-5x slower) and fold arithmetic on ``dt`` in another
+    rounding than the float32 ops of a traced ``dt``. Behind an optimization
+    barrier the step compiles to the same program and the same bits whether
+    ``dt`` is a constant or traced (``MethodProcess.scan`` passes it traced)."""
+    return jax.lax.optimization_barrier(jnp.asarray(dt, dtype=dtype))
 
 
 def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory: bool,
@@ -829,6 +861,7 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
         the :class:`AdExState` at time ``t``; at most one spike per neuron and step
     """
     check_current_shape(j, state.v.shape)
+    dt = _runtime_step(dt, state.v.dtype)
     if method == "euler":
         return _advance_euler(state, j, t, dt, c, refractory, track_times)
     ref_left = state.ref_left

@@ -86,7 +86,7 @@ def _child_pure(method, n=1024, steps=1000, dt=0.1):
     _, cell, current = _population(method, n, f"shard_pure_{method}")
     step = cell.step_fn
 
-    def run(state, j, ts):
+    def run(state, j, ts, dt=dt):  # dt: a Python float (a compile-time constant), or traced
         def body(s, t):
             s = dynamics.AdExState(*step(*s, j, t, dt))
             return s, (s.s, s.t_spike)
@@ -107,6 +107,9 @@ def _child_pure(method, n=1024, steps=1000, dt=0.1):
     sharded_run = jax.jit(run, in_shardings=(neuron, neuron, replicated),
                           out_shardings=(neuron, (trace, trace)))
     sharded = sharded_run(state_sh, j_sh, ts)
+    # the same with dt traced (as MethodProcess.scan passes it)
+    sharded_traced = jax.jit(run, in_shardings=(neuron, neuron, replicated, replicated),
+                             out_shardings=(neuron, (trace, trace)))(state_sh, j_sh, ts, jnp.float32(dt))
     hlo = sharded_run.lower(state_sh, j_sh, ts).compile().as_text()
     collectives = {op: hlo.count(f" {op}(") for op in ("all-gather", "all-reduce", "all-to-all",
                                                         "collective-permute", "reduce-scatter")}
@@ -118,6 +121,9 @@ def _child_pure(method, n=1024, steps=1000, dt=0.1):
                 for nm, a, b in zip(names, flat_plain, flat_sharded)}
     mismatch = [f"{nm} (max |diff| {max_diff[nm]:.3g})" for nm, a, b in zip(names, flat_plain, flat_sharded)
                 if not np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)]
+    mismatch += [f"{nm} with dt traced" for nm, a, b in zip(names, flat_plain, list(sharded_traced[0])
+                                                              + list(sharded_traced[1]))
+                 if not np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)]
     ok1, d1 = _shard_info(dict(zip(dynamics.AdExState._fields, sharded[0])), neuron, len(jax.devices()))
     ok2, d2 = _shard_info({"spikes": sharded[1][0], "t_spike_trace": sharded[1][1]}, trace, len(jax.devices()))
     return dict(devices=len(jax.devices()), spikes=float(np.asarray(plain[1][0]).sum()), mismatch=mismatch,
