@@ -248,14 +248,14 @@ def test_constant_dt_compiles_like_traced_dt(method, refractory):
     state = tuple(c.get() for c in (cell.v, cell.w, cell.ref_left, cell.s, cell.tols, cell.t_spike))
     j = jnp.linspace(400., 1600., 64, dtype=jnp.float32)[None, :]
     t, dt = jnp.float32(1.), 0.1
-    traced = _hlo_counts(lambda s, j, t, dt: cell._step(*s, j, t, dt), state, j, t, jnp.float32(dt))
-    constant = _hlo_counts(lambda s, j, t: cell._step(*s, j, t, dt), state, j, t)
+    traced = _hlo_counts(lambda s, j, t, dt: cell.step_fn(*s, j, t, dt), state, j, t, jnp.float32(dt))
+    constant = _hlo_counts(lambda s, j, t: cell.step_fn(*s, j, t, dt), state, j, t)
     assert constant == traced
     if jax.default_backend() == "cpu":
         assert traced["conditionals"] == 1  # the flight's twin-branch conditional survives
 
     def run(dt_of_step):
-        body = lambda s, t: (dynamics.AdExState(*cell._step(*s, j, t, dt_of_step(t))), None)
+        body = lambda s, t: (dynamics.AdExState(*cell.step_fn(*s, j, t, dt_of_step(t))), None)
         return jax.lax.scan(body, dynamics.AdExState(*state), (jnp.arange(300, dtype=jnp.float32) + 1.) * dt)[0]
 
     ref = jax.jit(lambda d: run(lambda t: d))(jnp.float32(dt))
