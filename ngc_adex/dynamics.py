@@ -759,7 +759,8 @@ def _flight(v, w, drive, ref_left, exp0, *, dt, c, method, refractory):
     if refractory and _any(c.v_top > c.v_spike):  # held above the spike potential for the whole step:
         crossed = jnp.where(h > 0., crossed, False)  # no spike, and v1 below v_spike (the encoding's rule)
         v1 = jnp.minimum(v1, c.v_spike)
-    theta, w_cross = jnp.where(above, 0., theta), jnp.where(above, w, w_cross)
+    # (drive - drive: 0, or NaN for a NaN input, which then makes the neuron NaN rather than spike)
+    theta, w_cross = jnp.where(above, drive - drive, theta), jnp.where(above, w, w_cross)
     w_r = w_cross + c.b
     if refractory:
         w_r = _relax_w(w_r, jnp.minimum(c.refract_time, h * (1. - theta)), c)

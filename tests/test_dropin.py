@@ -257,3 +257,13 @@ def test_builtin_npz_loads_with_cell_load_and_damage_still_raises(tmp_path):
     np.savez(broken / "z.npz", **{k: saved[k] for k in saved.files if k != "w"})
     with pytest.raises(ValueError, match="lacks compartment 'w'"):
         cell.load(str(broken))
+
+
+@pytest.mark.parametrize("method", ["euler", "midpoint", "rk4", "precise"])
+def test_nan_input_makes_a_neuron_above_threshold_nan_not_spike(method):
+    """A neuron that starts its steps above the spike potential (v_reset > thr) spikes without looking at
+    its input; a NaN input still makes it NaN (and silent), and leaves its neighbour untouched."""
+    cell = make_cell(2, integration_type=method, thr=-60., v_reset=-58., v0=-58.)
+    res = simulate(cell, 1., 0.1, jnp.asarray([[20., np.nan]]), record=("s", "v"))
+    assert np.all(res.traces["s"][:, 0] == 1.) and np.all(np.isfinite(res.traces["v"][:, 0]))
+    assert np.all(res.traces["s"][:, 1] == 0.) and np.all(np.isnan(res.traces["v"][:, 1]))
