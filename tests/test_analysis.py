@@ -229,17 +229,23 @@ def _reference_counts(train, window, margin):
     return np.count_nonzero((train >= start) & (train <= stop))
 
 
+def _assert_trains_match(trains, refs, currents, atol):
+    """Same spike count per current, and spike times within ``atol`` ms."""
+    assert len(trains) == len(refs)
+    for current, train, ref in zip(currents, trains, refs):
+        assert len(train) == len(ref), (current, len(train), len(ref))
+        if len(ref):
+            np.testing.assert_allclose(train, ref, rtol=0, atol=atol)
+
+
 def test_fi_curve_tonic_against_reference():
     """Rates of the tonic preset against the spike counts of the high-accuracy reference solver
     for the same currents and duration, over the whole run and over its second half."""
     currents, duration = [0., 150., 500., 800.], 500.
     refs = [spike_times(dict(preset("tonic"), I=current), duration) for current in currents]
     rates, trains = an.fi_curve("tonic", currents, duration=duration, dt=0.1, return_trains=True)
-    assert rates.shape == (4,) and len(trains) == 4
-    for current, train, ref in zip(currents, trains, refs):
-        assert len(train) == len(ref), (current, len(train), len(ref))
-        if len(ref):
-            np.testing.assert_allclose(train, ref, rtol=0, atol=1e-2)
+    assert rates.shape == (4,)
+    _assert_trains_match(trains, refs, currents, atol=1e-2)
     expected = [1000. * _reference_counts(ref, (0., duration), 0.05) / duration for ref in refs]
     np.testing.assert_allclose(rates, expected, rtol=0, atol=1e-9)
     assert expected[0] == expected[1] == 0. and expected[2] > 90.  # below rheobase; 51 spikes at 500 pA
@@ -268,10 +274,7 @@ def test_fi_curve_integrate_and_fire_against_closed_form():
     currents, duration = [100., 250., 500., 1500.], 500.
     rates, trains = an.fi_curve(kwargs, currents, duration=duration, dt=0.1, return_trains=True)
     exact = [lif_spike_times(**lif, current=current, duration=duration) for current in currents]
-    for current, train, ref in zip(currents, trains, exact):
-        assert len(train) == len(ref), (current, len(train), len(ref))
-        if len(ref):
-            np.testing.assert_allclose(train, ref, rtol=0, atol=2e-3)
+    _assert_trains_match(trains, exact, currents, atol=2e-3)
     expected = [1000. * _reference_counts(ref, (0., duration), 0.01) / duration for ref in exact]
     np.testing.assert_allclose(rates, expected, rtol=0, atol=1e-9)
     assert expected[0] == 0. and expected[1] == 50. and expected[3] > 800.  # 100 pA: below 200 pA rheobase
