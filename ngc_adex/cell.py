@@ -153,13 +153,10 @@ class AdExCell(JaxComponent):
             raise TypeError(f"AdExCell got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
         self._integration_arg = integration_type
         self._precise_times_arg = self._check_precise_times(precise_times)
-        self.n_units, self.batch_size, self._values = _params.validate(
-            n_units, batch_size, tau_m=tau_m, resist_m=resist_m, tau_w=tau_w, v_sharpness=v_sharpness,
-            intrinsic_mem_thr=intrinsic_mem_thr, thr=thr, v_rest=v_rest, v_reset=v_reset, a=a, b=b, v0=v0,
-            w0=w0, refract_time=refract_time)
         self._raw = dict(tau_m=tau_m, resist_m=resist_m, tau_w=tau_w, v_sharpness=v_sharpness,
                          intrinsic_mem_thr=intrinsic_mem_thr, thr=thr, v_rest=v_rest, v_reset=v_reset, a=a, b=b,
                          v0=v0, w0=w0, refract_time=refract_time)
+        self.n_units, self.batch_size, self._values = _params.validate(n_units, batch_size, **self._raw)
         _params.normalize_integrator(integration_type)
         super().__init__(name, key)
         self._derived = None
