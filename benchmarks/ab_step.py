@@ -1,4 +1,4 @@
-"""A/B throughput of the step: this checkout's ``ngc_adex.dynamics.advance`` against another
+"""A/B throughput of the step: this checkout's ``ngc_adex.numerics.advance`` against another
 checkout's (e.g. a worktree of an earlier commit), imported side by side in one process and timed
 interleaved, so that the noise of a shared machine hits both alike.
 
@@ -19,7 +19,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-import ngc_adex.dynamics as ours
+import ngc_adex.numerics as ours
 from ngc_adex import preset_kwargs
 
 
@@ -28,7 +28,10 @@ def _import_other(checkout):
     tmp = tempfile.mkdtemp()
     shutil.copytree(os.path.join(checkout, "ngc_adex"), os.path.join(tmp, "ngc_adex_other"))
     sys.path.insert(0, tmp)
-    return importlib.import_module("ngc_adex_other.dynamics")
+    try:
+        return importlib.import_module("ngc_adex_other.numerics")
+    except ImportError:  # a checkout from before the numerics package
+        return importlib.import_module("ngc_adex_other.dynamics")
 
 
 def _runner(mod, method, n, steps):

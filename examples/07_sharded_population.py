@@ -37,7 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # noqa: E402
 from ngclearn import Context  # noqa: E402
 
 import ngc_adex  # noqa: E402
-from ngc_adex import dynamics  # noqa: E402
+from ngc_adex import numerics  # noqa: E402
 
 devices = jax.devices()
 n = args.n - args.n % len(devices)
@@ -61,14 +61,14 @@ step = cell.step_fn  # the cell's pure update: compartment arrays in, compartmen
 
 def run(state, j, ts):
     def body(s, t):
-        s = dynamics.AdExState(*step(*s, j, t, dt))
+        s = numerics.AdExState(*step(*s, j, t, dt))
         # spikes and their precise times, per step: 8 bytes of traces per neuron-step to write, about
         # as costly as the step itself at 1e5 neurons (return None instead to keep only the final state)
         return s, (s.s, s.t_spike)
     return jax.lax.scan(body, state, ts)
 
 
-state = dynamics.AdExState(*(c.get() for c in (cell.v, cell.w, cell.ref_left, cell.s, cell.tols, cell.t_spike)))
+state = numerics.AdExState(*(c.get() for c in (cell.v, cell.w, cell.ref_left, cell.s, cell.tols, cell.t_spike)))
 state = jax.tree_util.tree_map(lambda a: jax.device_put(a, per_neuron), state)
 current = jax.device_put(current, per_neuron)
 ts = (jnp.arange(int(round(args.duration / dt)), dtype=jnp.float32) + 1.) * dt
@@ -87,7 +87,7 @@ print(f"v is sharded as {final.v.sharding.spec}:",
       ", ".join(f"{s.device}: {s.data.shape}" for s in final.v.addressable_shards))
 
 # write the final state back into the cell (gathered to one array on assignment)
-for name in dynamics.AdExState._fields:
+for name in numerics.AdExState._fields:
     getattr(cell, name).set(getattr(final, name))
 
 counts = np.asarray(spikes).sum(axis=(0, 1))

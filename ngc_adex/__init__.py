@@ -12,7 +12,7 @@ finally:
 del _argv
 
 from .cell import AdExCell
-from .dynamics import METHODS
+from .numerics import METHODS
 from .params import PRESETS, from_physical, preset, preset_kwargs
 from .modules import (DEFAULT_MODULES_PATH, AmbiguousModuleError, ModuleRegistry, ModulesFileError,
                       UnknownModuleError, load_modules)

@@ -1,4 +1,4 @@
-"""The ngc-learn component: a thin shell of compartments around :mod:`ngc_adex.dynamics`."""
+"""The ngc-learn component: a thin shell of compartments around :mod:`ngc_adex.numerics`."""
 import os
 from functools import partial
 
@@ -8,13 +8,13 @@ from ngcsimlib import deprecate_args
 from ngclearn import Compartment, compilable
 from ngclearn.components.jaxComponent import JaxComponent
 
-from . import dynamics, params as _params
+from . import numerics, params as _params
 
 
 def _adex_step(v, w, ref_left, s, tols, t_spike, j, t, dt, *, coeffs, method, refractory, track_times):
     """Compartment arrays in, compartment arrays out (bound per cell, see ``AdExCell.step_fn``)."""
-    state = dynamics.AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
-    return tuple(dynamics.advance(state, j, t, dt, coeffs, method, refractory, track_times))
+    state = numerics.AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
+    return tuple(numerics.advance(state, j, t, dt, coeffs, method, refractory, track_times))
 
 
 def _jsonable(value):
@@ -210,11 +210,11 @@ class AdExCell(JaxComponent):
     def intgFlag(self):
         """ngc-learn's integer code of the integrator (0 euler, 1 midpoint, 2 heun, 3 ralston, 4 rk4;
         5 precise); writable."""
-        return dynamics.INTEGRATOR_CODES[self.integration_type]
+        return numerics.INTEGRATOR_CODES[self.integration_type]
 
     @intgFlag.setter
     def intgFlag(self, code):
-        names = {v: k for k, v in dynamics.INTEGRATOR_CODES.items()}
+        names = {v: k for k, v in numerics.INTEGRATOR_CODES.items()}
         if code not in names:
             raise ValueError(f"intgFlag must be one of {sorted(names)}, got {code!r}")
         self.integration_type = names[code]
@@ -249,8 +249,8 @@ class AdExCell(JaxComponent):
 
     @property
     def params(self):
-        """The validated physiological parameters (:class:`~ngc_adex.dynamics.AdExParams` of float64 arrays)."""
-        return dynamics.AdExParams(**{k: self._values[k] for k in dynamics.AdExParams._fields})
+        """The validated physiological parameters (:class:`~ngc_adex.numerics.AdExParams` of float64 arrays)."""
+        return numerics.AdExParams(**{k: self._values[k] for k in numerics.AdExParams._fields})
 
     @property
     def _v_init(self):
@@ -261,7 +261,7 @@ class AdExCell(JaxComponent):
         return self._initial("w0")
 
     def _initial(self, name):
-        value = np.clip(self._values[name], -dynamics.STATE_BOUND, dynamics.STATE_BOUND)
+        value = np.clip(self._values[name], -numerics.STATE_BOUND, numerics.STATE_BOUND)
         return jnp.asarray(np.broadcast_to(value, (self.batch_size, self.n_units)), dtype=self._dtype)
 
     @property
@@ -272,7 +272,7 @@ class AdExCell(JaxComponent):
         if self._derived is None:
             self.__dict__.pop("_ngc_adex_scans", None)  # simulate()'s compiled scans hold the old step
             self._derived = partial(
-                _adex_step, coeffs=dynamics.coefficients(self.params, self._dtype), method=self.integration_type,
+                _adex_step, coeffs=numerics.coefficients(self.params, self._dtype), method=self.integration_type,
                 refractory=bool(np.any(self._values["refract_time"] > 0)), track_times=self.precise_times)
         return self._derived
 

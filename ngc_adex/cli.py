@@ -73,7 +73,7 @@ def _count(text):
 
 
 def _common(p, duration=500.):
-    from .dynamics import METHOD_ALIASES
+    from .numerics import METHOD_ALIASES
     p.add_argument("--out", default="out", metavar="DIR", help="output directory (Default: out/)")
     p.add_argument("--duration", type=_positive, default=duration, metavar="MS",
                    help=f"simulated time in ms (Default: {duration:g})")

@@ -1,7 +1,7 @@
 """A checked simulation mode for debugging.
 
 :func:`checked_simulate` runs exactly the step of :func:`ngc_adex.simulate.simulate`
-(the cell's own :func:`ngc_adex.dynamics.advance`) under
+(the cell's own :func:`ngc_adex.numerics.advance`) under
 ``jax.experimental.checkify`` and verifies, at every step:
 
 1. the input current fed to each neuron is finite;
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import checkify
 
-from . import dynamics
+from . import numerics
 from .simulate import _current_at, _finish_run, _input, _n_steps
 
 __all__ = ["CheckedSimulationError", "checked_simulate"]
@@ -112,11 +112,11 @@ def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
     n_units = cell.n_units
     step = cell.step_fn
     precise = getattr(cell, "precise_times", True)  # else spikes carry their grid time, as in simulate
-    state = dynamics.AdExState(*(getattr(cell, name).get() for name in dynamics.AdExState._fields))
+    state = numerics.AdExState(*(getattr(cell, name).get() for name in numerics.AdExState._fields))
     dtype = state.v.dtype
     kind, fn, value = _input(current, n_steps)
     value = None if value is None else jnp.asarray(value, dtype)
-    v_spike = jnp.asarray(np.broadcast_to(dynamics.spike_potential(
+    v_spike = jnp.asarray(np.broadcast_to(numerics.spike_potential(
         cell.params.v_sharpness, cell.params.intrinsic_mem_thr, cell.params.thr), shape), dtype=dtype)
     chunk = int(max(1, min(chunk_steps, n_steps, (2 ** 25) // max(n_neurons, 1))))
 
@@ -124,11 +124,11 @@ def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
         i, t = x
         const, dt_ = aux
         j = _current_at(kind, fn, t, const[i] if kind == "series" else None, const)
-        dynamics.check_current_shape(j, shape)  # at trace time
+        numerics.check_current_shape(j, shape)  # at trace time
         step_no = (i + 1).astype(jnp.int32)
         j_full = jnp.broadcast_to(jnp.asarray(j, dtype=dtype), shape)
         _check_all(jnp.isfinite(j_full), j_full, CHECKS[0], t, step_no, n_units)
-        state = dynamics.AdExState(*step(*state, j, t, dt_))
+        state = numerics.AdExState(*step(*state, j, t, dt_))
         _check_all(jnp.isfinite(state.v), state.v, CHECKS[1], t, step_no, n_units)
         _check_all(jnp.isfinite(state.w), state.w, CHECKS[2], t, step_no, n_units)
         _check_all(state.v <= v_spike, state.v, CHECKS[3], t, step_no, n_units)

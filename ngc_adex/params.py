@@ -12,7 +12,7 @@ from importlib import resources
 
 import numpy as np
 
-from .dynamics import AdExParams, METHOD_ALIASES
+from .numerics import AdExParams, METHOD_ALIASES
 
 #: largest magnitude any value may have: finite in float32 (the cell's default precision)
 MAX_MAGNITUDE = float(np.finfo(np.float32).max)

@@ -10,6 +10,8 @@ import os
 import numpy as np
 from matplotlib.figure import Figure
 
+from .numerics import EXP_CAP
+
 
 def _finish(fig, path, dpi=110):
     if path is not None:
@@ -127,8 +129,8 @@ def v_nullcline(v, kwargs, current):
     the exponential term is dropped when D = 0)."""
     v = np.asarray(v, dtype=np.float64)
     d, vt, r = float(kwargs["v_sharpness"]), float(kwargs["intrinsic_mem_thr"]), float(kwargs["resist_m"])
-    expo = d * np.exp(np.minimum((v - vt) / d, 50.)) if d > 0 else 0.
-    return (-(v - float(kwargs["v_rest"])) + expo + r * current) / r
+    exp_term = d * np.exp(np.minimum((v - vt) / d, EXP_CAP)) if d > 0 else 0.
+    return (-(v - float(kwargs["v_rest"])) + exp_term + r * current) / r
 
 
 def w_nullcline(v, kwargs):

@@ -12,7 +12,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from . import dynamics
+from . import numerics
 
 #: per chunk, at most this many neuron-steps are held on the device for output
 _CHUNK_ELEMENTS = 2 ** 25
@@ -169,9 +169,9 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
     n_steps = _n_steps(duration, dt)
     shape = (cell.batch_size, cell.n_units)
     n_neurons = shape[0] * shape[1]
-    unknown = set(record) - set(dynamics.AdExState._fields)
+    unknown = set(record) - set(numerics.AdExState._fields)
     if unknown:
-        raise ValueError(f"record must name compartments among {', '.join(dynamics.AdExState._fields)}; "
+        raise ValueError(f"record must name compartments among {', '.join(numerics.AdExState._fields)}; "
                          f"got {sorted(unknown)}")
     rec_idx = jnp.arange(n_neurons) if neurons is None else jnp.asarray(neurons, dtype=jnp.int32).ravel()
     chunk = int(max(1, min(chunk_steps, n_steps, _CHUNK_ELEMENTS // max(n_neurons if spikes else len(rec_idx), 1))))
@@ -182,7 +182,7 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
         t, valid, series = x
         const, rec, dt_ = aux
         j = _current_at(kind, fn, t, series[0] if series else None, const)
-        new = _keep_if(valid, dynamics.AdExState(*step(*state, j, t, dt_)), state)
+        new = _keep_if(valid, numerics.AdExState(*step(*state, j, t, dt_)), state)
         out = {name: getattr(new, name).reshape(-1)[rec] for name in record}
         if spikes:  # one bit per neuron, and the times to read at the set bits
             out["_spikes"] = jnp.packbits(new.s.reshape(-1) > 0)
@@ -200,7 +200,7 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
             times.append(out["_t"][steps, neuron] if precise else out["_t"][steps])
             index.append(neuron)
 
-    state = dynamics.AdExState(*(getattr(cell, name).get() for name in dynamics.AdExState._fields))
+    state = numerics.AdExState(*(getattr(cell, name).get() for name in numerics.AdExState._fields))
     dtype = state.v.dtype
     aux = (jnp.zeros((), dtype) if value is None or kind == "series" else jnp.asarray(value, dtype),
            rec_idx, jnp.asarray(dt, dtype))
@@ -220,7 +220,7 @@ def _set_bits(packed):
 
 def _finish_run(cell, state, t0, dt, n_steps, times, index, traces):
     """Writes the final state back to the cell's compartments and assembles the result."""
-    for name in dynamics.AdExState._fields:
+    for name in numerics.AdExState._fields:
         getattr(cell, name).set(getattr(state, name))
     return SimulationResult(
         t=t0 + dt * np.arange(1, n_steps + 1),

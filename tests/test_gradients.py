@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from ngc_adex import dynamics, preset_kwargs
+from ngc_adex import numerics, preset_kwargs
 from ngc_adex import params as adex_params
 
 LONG = os.environ.get("NGC_ADEX_LONG_TESTS", "").strip() not in ("", "0")
@@ -102,7 +102,7 @@ def _grad_fn(method, refractory, c):
     """jax.grad, with respect to (j, v, w), of a weighted sum of one step's v, w and t_spike."""
     def loss(j, v, w, ref_left, dt, weights):
         z = jnp.zeros_like(v)
-        out = dynamics.advance(dynamics.AdExState(v, w, ref_left, z, z - 5., z - 5.), j, 1., dt, c, method,
+        out = numerics.advance(numerics.AdExState(v, w, ref_left, z, z - 5., z - 5.), j, 1., dt, c, method,
                                refractory)
         return jnp.sum(weights[0] * out.v + weights[1] * out.w + weights[2] * out.t_spike)
     return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
@@ -110,12 +110,12 @@ def _grad_fn(method, refractory, c):
 
 @pytest.mark.parametrize("refractory,all_exp", KINDS, ids=[("refractory" if r else "plain")
                                                             + ("-all_exp" if e else "-with_if") for r, e in KINDS])
-@pytest.mark.parametrize("method", dynamics.METHODS)
+@pytest.mark.parametrize("method", numerics.METHODS)
 def test_gradients_finite(method, refractory, all_exp):
     for rep in range(REPEATS):
-        seed = 100 * rep + dynamics.METHODS.index(method) * 4 + 2 * refractory + all_exp
+        seed = 100 * rep + numerics.METHODS.index(method) * 4 + 2 * refractory + all_exp
         values = _population(seed, DTS[0], all_exp, refractory)[0]
-        c = dynamics.coefficients(dynamics.AdExParams(**{k: values[k] for k in dynamics.AdExParams._fields}))
+        c = numerics.coefficients(numerics.AdExParams(**{k: values[k] for k in numerics.AdExParams._fields}))
         grad = _grad_fn(method, refractory, c)
         weights = jnp.asarray(np.random.default_rng(seed).uniform(0.5, 2., 3), jnp.float32)
         for dt in DTS:  # the same parameters and states; the refractory time left drawn relative to dt
@@ -136,7 +136,7 @@ def _check_finite(grads, method, dt, values, state):
         bad = ~np.isfinite(np.asarray(g)).ravel()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            lane = {k: float(np.asarray(values[k]).ravel()[i]) for k in dynamics.AdExParams._fields}
+            lane = {k: float(np.asarray(values[k]).ravel()[i]) for k in numerics.AdExParams._fields}
             state_i = {k: float(np.asarray(x).ravel()[i]) for k, x in zip(("v", "w", "ref_left", "j"), state)}
             raise AssertionError(f"{method}, dt={dt}: d/d{name} non-finite in {bad.sum()} of {bad.size} neurons, "
                                  f"e.g. {lane}, {state_i}")
@@ -158,14 +158,14 @@ W_WEIGHT = 10.  # v + W_WEIGHT w: both of the step's outputs at comparable weigh
 def test_gradients_match_finite_differences_float64(method):
     kw = preset_kwargs("tonic")
     with jax.enable_x64(True):
-        c = dynamics.coefficients(dynamics.AdExParams(**{k: kw[k] for k in dynamics.AdExParams._fields}),
+        c = numerics.coefficients(numerics.AdExParams(**{k: kw[k] for k in numerics.AdExParams._fields}),
                                   jnp.float64)
 
         def step(x):
             j, v, w = x
             one = jnp.ones((1, 1), jnp.float64)
-            state = dynamics.AdExState(v * one, w * one, 0. * one, 0. * one, 0. * one, 0. * one)
-            out = dynamics.advance(state, j * one, 0.1, 0.1, c, method, False)
+            state = numerics.AdExState(v * one, w * one, 0. * one, 0. * one, 0. * one, 0. * one)
+            out = numerics.advance(state, j * one, 0.1, 0.1, c, method, False)
             return out.v.sum() + W_WEIGHT * out.w.sum(), out.s.sum()
 
         f = jax.jit(step)

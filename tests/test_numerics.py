@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from conftest import make_cell, spike_errors
-from ngc_adex import dynamics, preset, preset_kwargs
+from ngc_adex import numerics, preset, preset_kwargs
 from ngc_adex.simulate import simulate
 from reference import simulate_reference, spike_times
 
@@ -26,23 +26,23 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np, jax.numpy as jnp
 sys.path.insert(0, sys.argv[1])
 from reference import simulate_reference
-from ngc_adex import dynamics, preset, preset_kwargs
+from ngc_adex import numerics, preset, preset_kwargs
 p = dict(preset("adapting"), I=200.)
 kw = preset_kwargs("adapting")
-params = dynamics.AdExParams(**{k: kw[k] for k in dynamics.AdExParams._fields})
-c = dynamics.coefficients(params, jnp.float64)
+params = numerics.AdExParams(**{k: kw[k] for k in numerics.AdExParams._fields})
+c = numerics.coefficients(params, jnp.float64)
 T, v0, w0 = 40., -52., 10.
 ref = simulate_reference(p, T, v0=v0, w0=w0, t_eval=np.array([T]), rtol=1e-13)
 assert len(ref["spikes"]) == 0
 out = {}
 # precise (order 6 in float64) reaches the reference's floor (~1e-12) at dt = 0.5: coarser steps
 DTS = {"precise": (2.0, 1.6, 1.25)}
-for method in dynamics.METHODS:
+for method in numerics.METHODS:
     @jax.jit
     def final_state(dt, n):
         z = jnp.zeros((1, 1))
-        st = dynamics.AdExState(z + v0, z + w0, z, z, z, z)
-        return jax.lax.fori_loop(0, n, lambda i, s: dynamics.advance(s, p["I"], (i + 1) * dt, dt, c, method, False), st)
+        st = numerics.AdExState(z + v0, z + w0, z, z, z, z)
+        return jax.lax.fori_loop(0, n, lambda i, s: numerics.advance(s, p["I"], (i + 1) * dt, dt, c, method, False), st)
     errs, dts = [], DTS.get(method, (1.6, 0.8, 0.4, 0.2))
     for dt in dts:
         st = final_state(dt, int(round(T / dt)))
@@ -55,7 +55,10 @@ print(json.dumps(out))
 def test_convergence_order_below_threshold():
     res = subprocess.run([sys.executable, "-c", _ORDER_SCRIPT, HERE], capture_output=True, text=True, check=True)
     errors = json.loads(res.stdout.strip().splitlines()[-1])
-    expected = {"euler": 1, "midpoint": 2, "heun": 2, "ralston": 2, "rk4": 4, "precise": 6}  # precise: float64 (README)
+    # the orders each integrator's module declares (precise: its series' order in float64)
+    expected = {"euler": numerics.euler.ORDER, **numerics.runge_kutta.ORDER,
+                "precise": numerics.series.SERIES_ORDER["float64"]}
+    assert sorted(expected) == sorted(numerics.METHODS)
     for method, order in expected.items():
         dts, errs = (np.array(x) for x in errors[method])
         slopes = np.log(errs[:-1] / errs[1:]) / np.log(dts[:-1] / dts[1:])
@@ -124,7 +127,7 @@ def test_refractory_clamp_and_adaptation(method):
         assert dn == 0 and err.max() <= 2e-3
 
 
-@pytest.mark.parametrize("method", dynamics.METHODS)
+@pytest.mark.parametrize("method", numerics.METHODS)
 def test_no_overflow_where_ngclearn_goes_nan(method):
     """Default parameters, j = 30, dt = 0.1: ngc-learn's rk2 goes NaN within a few hundred steps."""
     cell = make_cell(4, integration_type=method)
@@ -136,7 +139,7 @@ def test_no_overflow_where_ngclearn_goes_nan(method):
 
 
 def test_extreme_step_and_currents_stay_finite():
-    for method in dynamics.METHODS:
+    for method in numerics.METHODS:
         cell = make_cell(3, integration_type=method, tau_m=0.1, tau_w=0.1, v_sharpness=[0., 1e-3, 10.], a=50.)
         res = simulate(cell, 50., 1.0, jnp.asarray([[1e9, -1e9, jnp.inf]]), record=("v", "w"))
         assert np.isfinite(res.traces["v"]).all() and np.isfinite(res.traces["w"]).all(), method
@@ -172,12 +175,12 @@ def test_float64_is_more_accurate():
 def test_precise_step_is_reverse_differentiable():
     """Gradients flow through the precise stepper (no data-dependent while loop) and match finite differences."""
     kw = preset_kwargs("tonic")
-    c = dynamics.coefficients(dynamics.AdExParams(**{k: kw[k] for k in dynamics.AdExParams._fields}))
+    c = numerics.coefficients(numerics.AdExParams(**{k: kw[k] for k in numerics.AdExParams._fields}))
 
     def final_w(current):
         z = jnp.zeros((1, 1))
-        st = dynamics.AdExState(z - 70., z, z, z, z, z)
-        step = lambda s, i: (dynamics.advance(s, current, (i + 1) * 0.1, 0.1, c, "precise", False), None)
+        st = numerics.AdExState(z - 70., z, z, z, z, z)
+        step = lambda s, i: (numerics.advance(s, current, (i + 1) * 0.1, 0.1, c, "precise", False), None)
         return jax.lax.scan(step, st, jnp.arange(100))[0].w.sum()
 
     final_w = jax.jit(final_w)
@@ -189,13 +192,13 @@ def test_precise_step_is_reverse_differentiable():
 
 def test_vmap_over_currents_matches_population():
     kw = preset_kwargs("tonic")
-    c = dynamics.coefficients(dynamics.AdExParams(**{k: kw[k] for k in dynamics.AdExParams._fields}))
+    c = numerics.coefficients(numerics.AdExParams(**{k: kw[k] for k in numerics.AdExParams._fields}))
     currents = jnp.array([400., 500., 600.])
 
     def run(current):
         z = jnp.zeros((1, 1)) + jnp.zeros_like(current)
-        st = dynamics.AdExState(z - 70., z, z, z, z, z)
-        step = lambda s, i: (dynamics.advance(s, current, (i + 1) * 0.1, 0.1, c, "precise", False), s.s)
+        st = numerics.AdExState(z - 70., z, z, z, z, z)
+        step = lambda s, i: (numerics.advance(s, current, (i + 1) * 0.1, 0.1, c, "precise", False), s.s)
         return jax.lax.scan(step, st, jnp.arange(500))[1].sum()
 
     vmapped = jax.jit(jax.vmap(run))(currents)
@@ -209,22 +212,22 @@ def test_fast_exp_and_log_match_float64():
     x = np.linspace(-87., 60., 400001).astype(np.float32)
     exact = np.exp(x.astype(np.float64))
     ulp = np.spacing(exact.astype(np.float32)).astype(np.float64)
-    fine = np.asarray(jax.jit(dynamics.fast_exp)(x), dtype=np.float64)
-    coarse = np.asarray(jax.jit(lambda a: dynamics.fast_exp(a, coarse=True))(x), dtype=np.float64)
+    fine = np.asarray(jax.jit(numerics.fast_exp)(x), dtype=np.float64)
+    coarse = np.asarray(jax.jit(lambda a: numerics.fast_exp(a, coarse=True))(x), dtype=np.float64)
     assert np.max(np.abs(fine - exact) / ulp) <= 1.5
     assert np.max(np.abs(coarse / exact - 1.)) <= 4e-6
     # rho at the end of a step of precise spans [exp(-60), exp(U_DEPTH)]
     m = np.concatenate([np.exp(-np.linspace(0., 87., 200001)), np.linspace(1e-6, 1., 200001),
-                        np.exp(np.linspace(0., dynamics.U_DEPTH, 200001))]).astype(np.float32)
+                        np.exp(np.linspace(0., numerics.series.U_DEPTH, 200001))]).astype(np.float32)
     exact = np.log(m.astype(np.float64))
     ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
-    got = np.asarray(jax.jit(dynamics.fast_log)(m), dtype=np.float64)
+    got = np.asarray(jax.jit(numerics.fast_log)(m), dtype=np.float64)
     assert np.max(np.abs(got - exact) - ulp) <= 4e-7
     assert np.all(got[m == 1.] == 0.)
     # derivatives (the polynomials' bit manipulations have none of their own)
     y = np.float32([-20., -1., 0.3, 5.])
-    np.testing.assert_allclose(jax.vmap(jax.grad(dynamics.fast_exp))(y), np.exp(y), rtol=2e-6)
-    np.testing.assert_allclose(jax.vmap(jax.grad(dynamics.fast_log))(np.exp(y)), np.exp(-y), rtol=2e-6)
+    np.testing.assert_allclose(jax.vmap(jax.grad(numerics.fast_exp))(y), np.exp(y), rtol=2e-6)
+    np.testing.assert_allclose(jax.vmap(jax.grad(numerics.fast_log))(np.exp(y)), np.exp(-y), rtol=2e-6)
 
 
 def _hlo_counts(fn, *args):
@@ -237,12 +240,11 @@ def _hlo_counts(fn, *args):
 
 
 @pytest.mark.parametrize("refractory", [False, True])
-@pytest.mark.parametrize("method", dynamics.METHODS)
+@pytest.mark.parametrize("method", numerics.METHODS)
 def test_constant_dt_compiles_like_traced_dt(method, refractory):
-    """A Python-float dt closed over in a user's jit is a compile-time constant. XLA used to fold the
-    conditional that keeps the flight materialized once (dynamics._materialized_pair) and then re-fused
-    the flight into each of its consumers (1.6x-5x slower than with dt traced): the step must compile
-    to the same program whatever the kind of dt, and give the same bits."""
+    """A Python-float dt closed over in a user's jit is a compile-time constant, which XLA could fold,
+    and with it the conditional that keeps the flight materialized once (numerics.devices): the step
+    compiles to the same program whatever the kind of dt, and gives the same bits."""
     kw = preset_kwargs("brette_gerstner_2005", **({"t_ref": 2.} if refractory else {}))
     cell = make_cell(64, integration_type=method, **kw)
     state = tuple(c.get() for c in (cell.v, cell.w, cell.ref_left, cell.s, cell.tols, cell.t_spike))
@@ -251,12 +253,12 @@ def test_constant_dt_compiles_like_traced_dt(method, refractory):
     traced = _hlo_counts(lambda s, j, t, dt: cell.step_fn(*s, j, t, dt), state, j, t, jnp.float32(dt))
     constant = _hlo_counts(lambda s, j, t: cell.step_fn(*s, j, t, dt), state, j, t)
     assert constant == traced
-    if jax.default_backend() == "cpu":
+    if numerics.devices.tuned():
         assert traced["conditionals"] == 1  # the flight's twin-branch conditional survives
 
     def run(dt_of_step):
-        body = lambda s, t: (dynamics.AdExState(*cell.step_fn(*s, j, t, dt_of_step(t))), None)
-        return jax.lax.scan(body, dynamics.AdExState(*state), (jnp.arange(300, dtype=jnp.float32) + 1.) * dt)[0]
+        body = lambda s, t: (numerics.AdExState(*cell.step_fn(*s, j, t, dt_of_step(t))), None)
+        return jax.lax.scan(body, numerics.AdExState(*state), (jnp.arange(300, dtype=jnp.float32) + 1.) * dt)[0]
 
     ref = jax.jit(lambda d: run(lambda t: d))(jnp.float32(dt))
     got = jax.jit(lambda: run(lambda t: dt))()

@@ -14,7 +14,7 @@ set ``NGC_ADEX_LONG_TESTS=1`` for ten times as many examples and every
 integrator in the compile-heavy component tests (NaN isolation through the
 cell, determinism, large populations).
 
-The pure path (``dynamics.coefficients`` + ``dynamics.advance`` under
+The pure path (``numerics.coefficients`` + ``numerics.advance`` under
 ``jax.lax.scan``) is jitted once per (integrator, refractory) with all
 parameters as arguments and a fixed population shape, so the many examples
 share eight compilations.
@@ -31,7 +31,7 @@ from ngclearn import Context, MethodProcess
 from ngcsimlib.context import contextManager
 from ngcsimlib.global_state import stateManager
 
-from ngc_adex import AdExCell, dynamics
+from ngc_adex import AdExCell, numerics
 from ngc_adex import params as adex_params
 
 LONG = os.environ.get("NGC_ADEX_LONG_TESTS", "").strip() not in ("", "0")
@@ -132,7 +132,7 @@ def _validated(p):
 
 
 def _adex_params(values):
-    return dynamics.AdExParams(**{k: values[k] for k in dynamics.AdExParams._fields})
+    return numerics.AdExParams(**{k: values[k] for k in numerics.AdExParams._fields})
 
 
 # ----------------------------------------------------------------------------
@@ -146,12 +146,12 @@ def _runner(method, refractory):
     if key not in _RUNNERS:
         def run(c, v0, w0, js, dt):
             zero = jnp.zeros_like(v0)
-            state = dynamics.AdExState(v0, w0, zero, zero, zero, zero)
+            state = numerics.AdExState(v0, w0, zero, zero, zero, zero)
 
             def body(s, x):
                 i, j = x
                 t = (i + 1).astype(dt.dtype) * dt
-                s = dynamics.advance(s, j, t, dt, c, method, refractory)
+                s = numerics.advance(s, j, t, dt, c, method, refractory)
                 return s, s
             return jax.lax.scan(body, state, (jnp.arange(js.shape[0]), js))[1]
         _RUNNERS[key] = jax.jit(run)
@@ -159,7 +159,7 @@ def _runner(method, refractory):
 
 
 def _run_pure(values, dt, j, method):
-    c = dynamics.coefficients(_adex_params(values))
+    c = numerics.coefficients(_adex_params(values))
     refractory = bool(np.any(values["refract_time"] > 0))
     shape = j.shape[1:]
     v0, w0 = (np.broadcast_to(values[k], shape) for k in ("v0", "w0"))
@@ -188,7 +188,7 @@ def check_trajectory(traj, values, dt, t_end=None, context="", precise_times=Tru
     # v_sharpness = 0; v never ends a step above it, or above v_reset where that is higher (a reset at or
     # above the spike potential: the neuron spikes again as soon as it is free)
     v_spike = np.where(par["v_sharpness"] > 0., par["thr"], np.minimum(par["thr"], par["intrinsic_mem_thr"]))
-    v_top = np.clip(np.maximum(v_spike, par["v_reset"]), -dynamics.STATE_BOUND, 2 * dynamics.STATE_BOUND).astype(F32)
+    v_top = np.clip(np.maximum(v_spike, par["v_reset"]), -numerics.STATE_BOUND, 2 * numerics.STATE_BOUND).astype(F32)
     assert np.all(v <= v_top), f"v above the spike potential by {np.max(v - v_top)} {context}"
     assert np.all((s == 0.) | (s == 1.)), f"s not 0/1 {context}"
 
@@ -229,7 +229,7 @@ def check_trajectory(traj, values, dt, t_end=None, context="", precise_times=Tru
 # ----------------------------------------------------------------------------
 # 1. invariants over valid parameter sets: pure path
 # ----------------------------------------------------------------------------
-@pytest.mark.parametrize("method", dynamics.METHODS)
+@pytest.mark.parametrize("method", numerics.METHODS)
 @settings(max_examples=_n(60), **SETTINGS)
 @given(pop=populations())
 def test_invariants_pure(method, pop):
@@ -239,7 +239,7 @@ def test_invariants_pure(method, pop):
     check_trajectory(traj, values, dt, context=f"[{method}, dt={dt}]")
 
 
-@pytest.mark.parametrize("method", dynamics.METHODS)
+@pytest.mark.parametrize("method", numerics.METHODS)
 def test_invariants_pure_extremes(method):
     """Hand-picked corners: tiny v_sharpness with a far peak (exponent cap),
     v_sharpness 0, fastest/slowest time constants, largest currents, dt = 1 ms."""
@@ -276,7 +276,7 @@ def _single(method, v_sharpness, v_t, thr, v_reset, refract, j, v0, dt=0.01, n_s
     return _run_pure(values, dt, j, method), values
 
 
-@pytest.mark.parametrize("method", dynamics.METHODS)
+@pytest.mark.parametrize("method", numerics.METHODS)
 def test_refractory_with_reset_beyond_exponent_cap(method):
     """v_reset > intrinsic_mem_thr + EXP_CAP * v_sharpness (valid: v_reset < thr): the
     reset potential lies beyond the capped exponent. Found by test_invariants_pure[precise]
@@ -287,7 +287,7 @@ def test_refractory_with_reset_beyond_exponent_cap(method):
     assert np.all(traj["s"].sum(axis=0) == 1)
 
 
-@pytest.mark.parametrize("method", dynamics.METHODS)
+@pytest.mark.parametrize("method", numerics.METHODS)
 def test_v_held_exactly_at_reset(method):
     """While refractory time is left, v is v_reset exactly (precise, through transformed
     variables, once came back off by a few ulps)."""
@@ -315,7 +315,7 @@ def _build_cell(kwargs, method, watch=True):
 _WATCHED = ("v", "w", "s", "ref_left", "tols", "t_spike")
 
 
-@pytest.mark.parametrize("method", dynamics.METHODS)
+@pytest.mark.parametrize("method", numerics.METHODS)
 @settings(max_examples=_n(2), **SETTINGS)
 @given(pop=populations())
 def test_invariants_cell(method, pop):
@@ -451,11 +451,11 @@ def test_wrong_current_shape_cell(j_shape, euler_cell):
 @pytest.mark.parametrize("j_shape", [(SHAPE[1], 1), (SHAPE[0] + 1, SHAPE[1])])
 def test_wrong_current_shape_pure(j_shape):
     values = _validated({k: np.full(SHAPE, v) for k, v in _VALID.items()})
-    c = dynamics.coefficients(_adex_params(values))
+    c = numerics.coefficients(_adex_params(values))
     z = jnp.zeros(SHAPE)
-    state = dynamics.AdExState(z - 70., z, z, z, z, z)
+    state = numerics.AdExState(z - 70., z, z, z, z, z)
     with pytest.raises(ValueError, match=r"\bj\b"):
-        dynamics.advance(state, jnp.ones(j_shape), 0.1, 0.1, c, "euler", False)
+        numerics.advance(state, jnp.ones(j_shape), 0.1, 0.1, c, "euler", False)
 
 
 @pytest.mark.parametrize("j_shape", [(), (SHAPE[1],), (1, SHAPE[1]), (SHAPE[0], 1), SHAPE])
@@ -470,7 +470,7 @@ def test_broadcastable_current_shapes_accepted(j_shape, euler_cell):
 # ----------------------------------------------------------------------------
 # 5. a NaN current poisons only its own neuron
 # ----------------------------------------------------------------------------
-@pytest.mark.parametrize("method", dynamics.METHODS)
+@pytest.mark.parametrize("method", numerics.METHODS)
 @settings(max_examples=_n(10), **SETTINGS)
 @given(pop=populations(), victim=st.integers(0, N_NEURONS - 1), nan_from=st.integers(0, N_STEPS - 1))
 def test_nan_current_isolated_pure(method, pop, victim, nan_from):
@@ -569,7 +569,7 @@ def test_determinism_pure_repeated():
     p["refract_time"] = np.full(SHAPE, 1.)
     values = _validated(p)
     j = np.broadcast_to(_DET_J, (N_STEPS,) + SHAPE).astype(F32)
-    for method in dynamics.METHODS:
+    for method in numerics.METHODS:
         a = _run_pure(values, 0.1, j, method)
         b = _run_pure(values, 0.1, j, method)
         for name in a:

@@ -81,18 +81,18 @@ def _child_pure(method, n=1024, steps=1000, dt=0.1):
     import jax
     import jax.numpy as jnp
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-    from ngc_adex import dynamics
+    from ngc_adex import numerics
 
     _, cell, current = _population(method, n, f"shard_pure_{method}")
     step = cell.step_fn
 
     def run(state, j, ts, dt=dt):  # dt: a Python float (a compile-time constant), or traced
         def body(s, t):
-            s = dynamics.AdExState(*step(*s, j, t, dt))
+            s = numerics.AdExState(*step(*s, j, t, dt))
             return s, (s.s, s.t_spike)
         return jax.lax.scan(body, state, ts)
 
-    state = dynamics.AdExState(*(c.get() for c in (cell.v, cell.w, cell.ref_left, cell.s, cell.tols, cell.t_spike)))
+    state = numerics.AdExState(*(c.get() for c in (cell.v, cell.w, cell.ref_left, cell.s, cell.tols, cell.t_spike)))
     j = jnp.asarray(current)
     ts = (jnp.arange(steps, dtype=jnp.float32) + 1.) * dt
 
@@ -114,7 +114,7 @@ def _child_pure(method, n=1024, steps=1000, dt=0.1):
     collectives = {op: hlo.count(f" {op}(") for op in ("all-gather", "all-reduce", "all-to-all",
                                                         "collective-permute", "reduce-scatter")}
 
-    names = [f"final.{f}" for f in dynamics.AdExState._fields] + ["spikes", "t_spike_trace"]
+    names = [f"final.{f}" for f in numerics.AdExState._fields] + ["spikes", "t_spike_trace"]
     flat_plain = list(plain[0]) + list(plain[1])
     flat_sharded = list(sharded[0]) + list(sharded[1])
     max_diff = {nm: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
@@ -124,7 +124,7 @@ def _child_pure(method, n=1024, steps=1000, dt=0.1):
     mismatch += [f"{nm} with dt traced" for nm, a, b in zip(names, flat_plain, list(sharded_traced[0])
                                                               + list(sharded_traced[1]))
                  if not np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)]
-    ok1, d1 = _shard_info(dict(zip(dynamics.AdExState._fields, sharded[0])), neuron, len(jax.devices()))
+    ok1, d1 = _shard_info(dict(zip(numerics.AdExState._fields, sharded[0])), neuron, len(jax.devices()))
     ok2, d2 = _shard_info({"spikes": sharded[1][0], "t_spike_trace": sharded[1][1]}, trace, len(jax.devices()))
     return dict(devices=len(jax.devices()), spikes=float(np.asarray(plain[1][0]).sum()), mismatch=mismatch,
                 sharded=ok1 and ok2, shardings={**d1, **d2}, collectives=collectives, max_diff=max_diff,

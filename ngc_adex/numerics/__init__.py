@@ -1,0 +1,23 @@
+"""Pure-JAX numerics of the AdEx cell: no ngcsimlib import; the
+:class:`~ngc_adex.AdExCell` component is a thin shell around :func:`advance`.
+
+=================  ============================================================
+``model``          parameters, state, bounds, the vector field, the spike potential
+``coefficients``   the step's constants, derived once per population
+``step``           :func:`advance`: one step of every neuron (the entry point)
+``reset``          refractory clamp, reset, spike times, the step after a spike
+``euler``          ngc-learn's forward Euler, operation for operation
+``runge_kutta``    midpoint, Heun, Ralston, RK4; dense output and crossing
+``series``         "precise": the Taylor series of the exact solution
+``ops``            clamps, blends and quotients with finite derivatives
+``devices``        XLA:CPU speed devices, with the plain path beside them
+=================  ============================================================
+"""
+from .coefficients import coefficients
+from .devices import fast_exp, fast_log, plain_numerics
+from .model import EXP_CAP, PARAM_BOX, STATE_BOUND, AdExParams, AdExState, Coefficients, Flight, spike_potential
+from .step import INTEGRATOR_CODES, METHOD_ALIASES, METHODS, advance, check_current_shape
+
+__all__ = ["AdExParams", "AdExState", "Coefficients", "EXP_CAP", "Flight", "INTEGRATOR_CODES", "METHODS",
+           "METHOD_ALIASES", "PARAM_BOX", "STATE_BOUND", "advance", "check_current_shape", "coefficients",
+           "fast_exp", "fast_log", "plain_numerics", "spike_potential"]

@@ -1,0 +1,154 @@
+"""One step of a population: :func:`advance`, the single entry point of the numerics.
+
+For every integrator but "euler" (see :mod:`~ngc_adex.numerics.euler`) a
+neuron's flight starts once its refractory time is served (v held at v_reset,
+w relaxing in closed form), ends at the crossing where it spikes, and the
+neuron is reset there; the rest of the step (after the refractory period) is
+integrated from the reset with one explicit step in (v, w)
+(:func:`~ngc_adex.numerics.reset.after_spike`), so the compartments hold the
+state at the end of every step. Every neuron pays for one flight and that step,
+whether or not it spikes.
+"""
+from functools import partial
+from typing import NamedTuple
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+
+from . import devices, euler, runge_kutta, series
+from .model import STATE_BOUND, AdExState, Coefficients, clamp_w, exp_factor, input_drive
+from .ops import blend, clamp, maybe_any
+from .reset import after_spike, clamped_share, held_v, relax_w, serve_refractory, spike_times
+
+METHODS = ("euler", "midpoint", "heun", "ralston", "rk4", "precise")
+#: accepted spellings of each integrator (any case): ngc-learn's names map to the method of
+#: the same order, ngc-learn's tableau included ("heun", "ralston")
+METHOD_ALIASES = {"euler": "euler", "rk1": "euler", "midpoint": "midpoint", "rk2": "midpoint",
+                  "heun": "heun", "rk2_heun": "heun", "ralston": "ralston", "rk2_ralston": "ralston",
+                  "rk4": "rk4", "precise": "precise"}
+#: ngc-learn's integer code of each integrator (its ``intgFlag``; "precise" has none there)
+INTEGRATOR_CODES = {"euler": 0, "midpoint": 1, "heun": 2, "ralston": 3, "rk4": 4, "precise": 5}
+
+
+class Landing(NamedTuple):
+    """Every neuron after its flight, as the step passes it on: ``v`` at the end of the
+    step (where not ``crossed``); ``w`` at the end of the step, or, where ``crossed``,
+    after the reset and the refractory time served inside the step; ``theta``: the
+    fraction of the flight at the crossing (where ``crossed``)."""
+    v: jnp.ndarray
+    w: jnp.ndarray
+    crossed: jnp.ndarray
+    theta: jnp.ndarray
+
+
+def check_current_shape(j, shape):
+    """Raises (at trace time) unless ``j`` broadcasts to ``shape`` without
+    enlarging it, so a transposed or mis-sized current never broadcasts silently."""
+    j_shape = tuple(jnp.shape(j))
+    try:
+        ok = np.broadcast_shapes(j_shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"input current j has shape {j_shape}; expected (batch_size, n_units) = {tuple(shape)} "
+                         f"or a shape that broadcasts to it (e.g. a scalar or (n_units,))")
+
+
+def runtime_step(dt, dtype):
+    """``dt`` as an array of ``dtype`` that XLA treats as known only at run time.
+
+    A Python float ``dt`` (closed over in a user's ``jit(lax.scan(...))``) is a
+    compile-time constant: XLA would fold arithmetic on it in another rounding
+    than the float32 ops of a traced ``dt``, and fold the conditional that keeps
+    a flight materialized (:mod:`~ngc_adex.numerics.devices`). Behind an
+    optimization barrier the step compiles to the same program and the same bits
+    whether ``dt`` is a constant or traced (``MethodProcess.scan`` passes it traced)."""
+    return jax.lax.optimization_barrier(jnp.asarray(dt, dtype=dtype))
+
+
+def _exp_factor_at_start(v, ref_left, dt, c, refractory, method):
+    """The exponential factor where the flight starts (after the clamped share of
+    the step), as the Runge-Kutta field computes it, or to float32 accuracy for "precise"."""
+    if refractory:
+        v = held_v(v, clamped_share(ref_left, dt), c)
+    coarse = method != "precise"
+    if coarse:
+        v = clamp(v, -STATE_BOUND, c.v_spike)
+    return exp_factor(v, c, coarse)
+
+
+def _fly(v, w, drive, ref_left, ex0, *, dt, c, method, refractory) -> Landing:
+    """The free flight of every neuron over its share of the step (``ex0``: the
+    exponential factor where it starts), and w after the reset where it crossed."""
+    h = dt
+    if refractory:
+        r_a, v, w = serve_refractory(v, w, ref_left, dt, c)
+        h = dt - r_a
+    if method == "precise":
+        f = series.flight(v, w, drive, h, ex0, c)
+    else:
+        f = runge_kutta.flight(v, w, drive, h, ex0, c, method)
+    v1, crossed, theta, w_cross = f.v, f.crossed, f.theta, f.w_cross
+    # a flight that starts above the spike potential (v_reset >= thr, or a state set there) spikes at
+    # its start; a neuron held for the whole step (h = 0) does not spike
+    above = v > jnp.where(h > 0., c.v_spike, jnp.inf)
+    crossed = jnp.where(above, above, crossed)
+    if refractory and maybe_any(c.v_top > c.v_spike):  # held above the spike potential for the whole step:
+        crossed = jnp.where(h > 0., crossed, False)  # no spike, and v leaves the flight at most at v_spike
+        v1 = jnp.minimum(v1, c.v_spike)
+    # (drive - drive: 0, or NaN for a NaN input, which then makes the neuron NaN rather than spike)
+    theta, w_cross = jnp.where(above, drive - drive, theta), jnp.where(above, w, w_cross)
+    w_r = w_cross + c.b
+    if refractory:
+        w_r = relax_w(w_r, jnp.minimum(c.refract_time, h * (1. - theta)), c)
+    return Landing(v=v1, w=clamp_w(jnp.where(crossed, w_r, f.w)), crossed=crossed, theta=theta)
+
+
+def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory: bool,
+            track_times: bool = True) -> AdExState:
+    """Advances every neuron from ``t - dt`` to ``t``.
+
+    Args:
+        state: :class:`~ngc_adex.numerics.model.AdExState` at time ``t - dt``
+
+        j: input current, broadcastable to the state's shape
+
+        t: time at the end of the step (ms)
+
+        dt: step size (ms)
+
+        c: :class:`~ngc_adex.numerics.model.Coefficients` of the population
+
+        method: one of :data:`METHODS`
+
+        refractory: whether any neuron has ``refract_time > 0`` (static)
+
+        track_times: update ``t_spike`` with the interpolated crossing time
+            (static; costs memory traffic that matters only for "euler")
+
+    Returns:
+        the :class:`~ngc_adex.numerics.model.AdExState` at time ``t``; at most one spike per neuron and step
+    """
+    check_current_shape(j, state.v.shape)
+    dt = runtime_step(dt, state.v.dtype)
+    if method == "euler":
+        return euler.advance(state, j, t, dt, c, refractory, track_times)
+    ref_left = state.ref_left
+    # the input once, for the flight and the step after a spike (a constant input leaves the time loop)
+    drive = input_drive(j, c)
+    # the exponential at the start in a loop of its own: at the head of the flight's chains of
+    # dependent operations it would hold up the flight's loop
+    args = (state.v, state.w, drive, ref_left, _exp_factor_at_start(state.v, ref_left, dt, c, refractory, method))
+    landing = Landing(*devices.materialize_landing(
+        partial(_fly, dt=dt, c=c, method=method, refractory=refractory), args, dt, c))
+    s = landing.crossed.astype(landing.v.dtype)
+    r_a = clamped_share(ref_left, dt) if refractory else 0.
+    t_cross = r_a + landing.theta * (dt - r_a)  # from the step start, where s = 1
+    rest = dt - t_cross
+    v, w = after_spike(landing.v, landing.w, landing.crossed, drive, rest, dt, c, refractory, method)
+    if refractory:
+        ref_left = blend(s, jnp.maximum(c.refract_time - rest, 0.), jnp.maximum(ref_left - dt, 0.))
+        v = jnp.where(ref_left > 0., c.v_reset, v)  # exactly v_reset while clamped
+    tols, t_spike = spike_times(state, s, t, lambda: (t - dt) + t_cross, track_times)
+    return AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
