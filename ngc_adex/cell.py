@@ -9,16 +9,13 @@ from ngclearn import Compartment, compilable
 from ngclearn.components.jaxComponent import JaxComponent
 
 from . import numerics, params as _params
+from ._json import jsonable
 
 
 def _adex_step(v, w, ref_left, s, tols, t_spike, j, t, dt, *, coeffs, method, refractory, track_times):
     """Compartment arrays in, compartment arrays out (bound per cell, see ``AdExCell.step_fn``)."""
     state = numerics.AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
     return tuple(numerics.advance(state, j, t, dt, coeffs, method, refractory, track_times))
-
-
-def _jsonable(value):
-    return np.asarray(value).tolist() if isinstance(value, (np.ndarray, jnp.ndarray)) else value
 
 
 #: compartments ngc-learn's AdExCell does not have (its checkpoints lack them)
@@ -305,7 +302,7 @@ class AdExCell(JaxComponent):
         parameters (attribute writes included), per-neuron arrays as lists (the
         PRNG key is restored from the saved state)."""
         self._args = (self.name, self.n_units)
-        self._kwargs = {**{k: _jsonable(v) for k, v in self._raw.items()},
+        self._kwargs = {**{k: jsonable(v) for k, v in self._raw.items()},
                         "integration_type": self._integration_arg, "batch_size": self.batch_size,
                         "precise_times": self._precise_times_arg}
         return super().to_json()

@@ -20,6 +20,8 @@ import sys
 
 import numpy as np
 
+from ._json import jsonable
+
 PROG = "ngc-adex"
 COMMANDS = ("gallery", "run", "fi")
 #: CLI option -> preset() key for the physical parameters of ``run``
@@ -42,34 +44,22 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
-def _positive(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+def _number(convert, kind, ok, requirement):
+    """An argparse ``type``: ``convert`` the text (a ``kind``) and require ``ok`` of the value."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
+        return value
+    return parse
 
 
-def _finite(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-def _count(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
+_positive = _number(float, "a number", lambda x: math.isfinite(x) and x > 0, "a finite number > 0")
+_finite = _number(float, "a number", math.isfinite, "a finite number")
+_count = _number(int, "an integer", lambda n: n >= 1, ">= 1")
 
 
 def _common(p, duration=500.):
@@ -135,21 +125,6 @@ def build_parser():
 # ----------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in np.asarray(x).tolist()] if isinstance(x, np.ndarray) else \
-            [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
-
-
 def _fmt(x, spec=".4f"):
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
 
@@ -191,7 +166,7 @@ def _cmd_gallery(args):
                labels=analysis.LABELS, patterns=patterns)
     js = os.path.join(out, "patterns.json")
     with open(js, "w") as fp:
-        json.dump(_jsonable(doc), fp, indent=1)
+        json.dump(jsonable(doc), fp, indent=1)
     cs = os.path.join(out, "patterns.csv")
     with open(cs, "w", newline="") as fp:
         writer = csv.DictWriter(fp, fieldnames=list(rows[0]))
@@ -237,7 +212,7 @@ def _cmd_run(args):
     if args.format == "npz":
         path = os.path.join(out, "run.npz")
         np.savez(path, t=res.t, v=v, w=w, spike_times=spikes, current=current,
-                 params=json.dumps(_jsonable(params)), label=feats["label"])
+                 params=json.dumps(jsonable(params)), label=feats["label"])
         written.append(path)
     else:
         path = os.path.join(out, "run_trace.csv")

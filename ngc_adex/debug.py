@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jax.experimental import checkify
 
 from . import numerics
-from .simulate import _current_at, _finish_run, _input, _n_steps
+from .simulate import _chunk_length, _current_at, _finish_run, _input, _keep_if, _n_steps, _run_chunks
 
 __all__ = ["CheckedSimulationError", "checked_simulate"]
 
@@ -65,13 +65,13 @@ class CheckedSimulationError(FloatingPointError):
         self.value = float(m.group("value")) if m else None
 
 
-def _check_all(ok, values, what, t, step, n_units):
-    """checkify.check that every element of ``ok`` holds; names the first
-    offending neuron (flat index) and its value."""
+def _check_all(valid, ok, values, what, t, step, n_units):
+    """checkify.check that every element of ``ok`` holds in a ``valid`` step;
+    names the first offending neuron (flat index) and its value."""
     flat_ok = ok.reshape(-1)
     first = jnp.argmin(flat_ok).astype(jnp.int32)  # first False (0 if all hold)
     # checkify formats array arguments only: put the (static) description in first
-    checkify.check(jnp.all(flat_ok), _MESSAGE.replace("{what}", what), t=t, step=step, neuron=first,
+    checkify.check(jnp.all(flat_ok) | ~valid, _MESSAGE.replace("{what}", what), t=t, step=step, neuron=first,
                    batch=first // n_units, unit=first % n_units, value=values.reshape(-1)[first])
 
 
@@ -108,45 +108,51 @@ def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
     """
     n_steps = _n_steps(duration, dt)
     shape = (cell.batch_size, cell.n_units)
-    n_neurons = shape[0] * shape[1]
     n_units = cell.n_units
     step = cell.step_fn
     precise = getattr(cell, "precise_times", True)  # else spikes carry their grid time, as in simulate
     state = numerics.AdExState(*(getattr(cell, name).get() for name in numerics.AdExState._fields))
     dtype = state.v.dtype
     kind, fn, value = _input(current, n_steps)
-    value = None if value is None else jnp.asarray(value, dtype)
     v_spike = jnp.asarray(np.broadcast_to(numerics.spike_potential(
         cell.params.v_sharpness, cell.params.intrinsic_mem_thr, cell.params.thr), shape), dtype=dtype)
-    chunk = int(max(1, min(chunk_steps, n_steps, (2 ** 25) // max(n_neurons, 1))))
 
     def body(state, x, aux):
-        i, t = x
+        t, valid, (step_no, *series) = x
         const, dt_ = aux
-        j = _current_at(kind, fn, t, const[i] if kind == "series" else None, const)
+        j = _current_at(kind, fn, t, series[0] if series else None, const)
         numerics.check_current_shape(j, shape)  # at trace time
-        step_no = (i + 1).astype(jnp.int32)
         j_full = jnp.broadcast_to(jnp.asarray(j, dtype=dtype), shape)
-        _check_all(jnp.isfinite(j_full), j_full, CHECKS[0], t, step_no, n_units)
-        state = numerics.AdExState(*step(*state, j, t, dt_))
-        _check_all(jnp.isfinite(state.v), state.v, CHECKS[1], t, step_no, n_units)
-        _check_all(jnp.isfinite(state.w), state.w, CHECKS[2], t, step_no, n_units)
-        _check_all(state.v <= v_spike, state.v, CHECKS[3], t, step_no, n_units)
-        spikes = jnp.where(state.s > 0, state.t_spike if precise else state.tols, jnp.nan).reshape(-1)
-        return state, spikes
+        _check_all(valid, jnp.isfinite(j_full), j_full, CHECKS[0], t, step_no, n_units)
+        new = numerics.AdExState(*step(*state, j, t, dt_))
+        _check_all(valid, jnp.isfinite(new.v), new.v, CHECKS[1], t, step_no, n_units)
+        _check_all(valid, jnp.isfinite(new.w), new.w, CHECKS[2], t, step_no, n_units)
+        _check_all(valid, new.v <= v_spike, new.v, CHECKS[3], t, step_no, n_units)
+        spikes = jnp.where(new.s > 0, new.t_spike if precise else new.tols, jnp.nan).reshape(-1)
+        return _keep_if(valid, new, state), spikes
 
-    scan = jax.jit(checkify.checkify(lambda c, xs, aux: jax.lax.scan(lambda s, x: body(s, x, aux), c, xs),
-                                     errors=checkify.user_checks))
-    aux = (jnp.zeros((), dtype) if kind == "fn" else value, jnp.asarray(dt, dtype))
-    times, index = [], []
-    for i0 in range(0, n_steps, chunk):
-        idx = jnp.arange(i0, min(i0 + chunk, n_steps))  # a shorter last chunk compiles once more
-        err, (state, out) = scan(state, (idx, t0 + (idx + 1) * dt), aux)
+    checked_scan = jax.jit(checkify.checkify(
+        lambda c, xs, aux: jax.lax.scan(lambda s, x: body(s, x, aux), c, xs), errors=checkify.user_checks))
+
+    def scan(state, xs, aux):
+        err, result = checked_scan(state, xs, aux)
         message = err.get()
-        if message is not None:
+        if message is not None:  # raised before the cell's compartments are written
             raise CheckedSimulationError(message.replace(" (`check` failed)", ""))
-        out = np.asarray(jax.device_get(out))
+        return result
+
+    times, index = [], []
+
+    def sink(out, n_valid):
+        out = out[:n_valid]
         steps, neuron = np.nonzero(~np.isnan(out))
         times.append(out[steps, neuron])
         index.append(neuron)
+
+    aux = (jnp.zeros((), dtype) if kind != "const" else jnp.asarray(value, dtype), jnp.asarray(dt, dtype))
+    # the step number rides along as a per-step series: the messages name it
+    series = (jnp.arange(1, n_steps + 1, dtype=jnp.int32),) + (
+        (jnp.asarray(value, dtype),) if kind == "series" else ())
+    chunk = _chunk_length(chunk_steps, n_steps, shape[0] * shape[1])
+    state = _run_chunks(scan, state, aux, series, n_steps, dt, t0, chunk, False, sink)
     return _finish_run(cell, state, t0, dt, n_steps, times, index, {})

@@ -109,6 +109,12 @@ def _run_chunks(scan, carry, aux, series, n_steps, dt, t0, chunk, progress, sink
     return carry
 
 
+def _chunk_length(chunk_steps, n_steps, elements_per_step):
+    """Steps per chunk: at most ``chunk_steps``, and few enough that a chunk's
+    output of ``elements_per_step`` values a step fits in :data:`_CHUNK_ELEMENTS`."""
+    return int(max(1, min(chunk_steps, n_steps, _CHUNK_ELEMENTS // max(elements_per_step, 1))))
+
+
 def _cached_scan(owner, key, body):
     """A jitted ``lax.scan`` of ``body`` kept on ``owner``, so repeated runs reuse the compilation."""
     cache = owner.__dict__.setdefault("_ngc_adex_scans", {})
@@ -174,7 +180,7 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
         raise ValueError(f"record must name compartments among {', '.join(numerics.AdExState._fields)}; "
                          f"got {sorted(unknown)}")
     rec_idx = jnp.arange(n_neurons) if neurons is None else jnp.asarray(neurons, dtype=jnp.int32).ravel()
-    chunk = int(max(1, min(chunk_steps, n_steps, _CHUNK_ELEMENTS // max(n_neurons if spikes else len(rec_idx), 1))))
+    chunk = _chunk_length(chunk_steps, n_steps, n_neurons if spikes else len(rec_idx))
     kind, fn, value = _input(current, n_steps)
     step, precise = cell.step_fn, cell.precise_times
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import jax
 import jax.numpy as jnp
-from ngclearn import Context
+from ngclearn import Context, MethodProcess
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests/reference.py
 
@@ -30,17 +30,25 @@ def make_cell(n_units=1, **kwargs):
         return AdExCell("cell", n_units, **kwargs)
 
 
+def processes(*components, watch=()):
+    """The ``advance`` (every component's advance_state, in the order given) and ``reset`` processes of
+    ``components``, made in the current Context; ``advance`` watches ``watch``."""
+    advance, reset = MethodProcess("advance"), MethodProcess("reset")
+    for component in components:
+        advance >> component.advance_state
+        reset >> component.reset
+    advance.watch(*watch)
+    return advance, reset
+
+
 def run_side_by_side(kwargs, current, steps=2000, dt=0.1, method="euler"):
     """(theirs, ours): v, w, s, tols (numpy, steps x batch x units) of ngc-learn's AdExCell and ours with
     the same arguments (four neurons, ``current`` held), stepped in one MethodProcess."""
-    from ngclearn import MethodProcess
     from ngclearn.components.neurons.spiking.adExCell import AdExCell as NgcAdExCell
     with Context(unique_name("side_by_side")):
         ref = NgcAdExCell("ref", 4, **kwargs)
         ours = AdExCell("ours", 4, integration_type=method, **kwargs)
-        advance = MethodProcess("advance") >> ref.advance_state >> ours.advance_state
-        reset = MethodProcess("reset") >> ref.reset >> ours.reset
-        advance.watch(ref.v, ref.w, ref.s, ref.tols, ours.v, ours.w, ours.s, ours.tols)
+        advance, reset = processes(ref, ours, watch=(ref.v, ref.w, ref.s, ref.tols, ours.v, ours.w, ours.s, ours.tols))
     reset.run()
     j = jnp.asarray(current, dtype=jnp.float32)
     ref.j.set(j)

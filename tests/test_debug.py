@@ -139,3 +139,18 @@ def test_clean_run_time_varying_current():
     assert plain.spike_times.size > 5
     np.testing.assert_array_equal(checked.spike_times, plain.spike_times)
     np.testing.assert_array_equal(checked.spike_index, plain.spike_index)
+
+
+def test_steps_past_the_end_of_the_last_chunk_are_not_checked():
+    """The last chunk is padded to the chunk length; its steps past the duration
+    (here fed NaN) neither fail a check nor change the state."""
+    cell = _cell(n_units=3, integration_type="precise")
+    current = lambda t: jnp.where(t > 1.05, jnp.nan, 400.)  # NaN only after the 10 steps of the run
+    checked = checked_simulate(cell, 1., 0.1, current, chunk_steps=4)
+    end_checked = _state(cell)
+    _restart(cell)
+    plain = simulate(cell, 1., 0.1, current, chunk_steps=4)
+    np.testing.assert_array_equal(checked.spike_times, plain.spike_times)
+    for name, value in _state(cell).items():
+        np.testing.assert_array_equal(end_checked[name], value)
+        assert np.all(np.isfinite(value)), name

@@ -17,7 +17,7 @@ from ngclearn.components.neurons.spiking.adExCell import AdExCell as NgcAdExCell
 from ngclearn.utils.distribution_generator import DistributionGenerator as DG
 from ngcsimlib.global_state import stateManager
 
-from conftest import settled_state
+from conftest import processes, settled_state
 
 import ngc_adex
 
@@ -77,67 +77,38 @@ J_LIF = [[0., 10., 16., 30.]]         # LIF threshold needs j > 13
 J_IZH = [[0., 5., 10., 20.]]
 
 
-def _lif_alone():
-    with Context(_name("lif_alone")):
-        lif = LIFCell("lif", N_MIX, tau_m=10., refract_time=1.)
-        adv = MethodProcess("adv") >> lif.advance_state
-        rst = MethodProcess("rst") >> lif.reset
-        adv.watch(lif.v, lif.s, lif.tols)
-    rst.run()
-    _const(lif.j, J_LIF)
-    return dict(zip(("v", "s", "tols"), _scan(adv, T_MIX)))
+_AS_ADEX = ("v", "w", "s", "tols")
+# cell name -> (make(name), input current held, compartments watched)
+_OURS = (lambda name: ngc_adex.AdExCell(name, N_MIX, integration_type="euler"), J_ADEX, _AS_ADEX)
+_THEIRS = (lambda name: NgcAdExCell(name, N_MIX), J_ADEX, _AS_ADEX)
+_IZH = (lambda name: IzhikevichCell(name, N_MIX), J_IZH, _AS_ADEX)
+_LIF = (lambda name: LIFCell(name, N_MIX, tau_m=10., refract_time=1.), J_LIF, ("v", "s", "tols"))
 
 
-def _izh_alone():
-    with Context(_name("izh_alone")):
-        izh = IzhikevichCell("izh", N_MIX)
-        adv = MethodProcess("adv") >> izh.advance_state
-        rst = MethodProcess("rst") >> izh.reset
-        adv.watch(izh.v, izh.w, izh.s, izh.tols)
+def _run_together(prefix, **cells):
+    """Steps ``cells`` (see above) in one process, in the order given, for T_MIX steps from their reset
+    with their currents held; returns name -> {compartment: values}."""
+    with Context(_name(prefix)):
+        made = {name: make(name) for name, (make, _, _) in cells.items()}
+        watched = [(name, comp) for name, (_, _, comps) in cells.items() for comp in comps]
+        adv, rst = processes(*made.values(), watch=[getattr(made[name], comp) for name, comp in watched])
     rst.run()
-    _const(izh.j, J_IZH)
-    return dict(zip(("v", "w", "s", "tols"), _scan(adv, T_MIX)))
+    for name, (_, current, _) in cells.items():
+        _const(made[name].j, current)
+    out = {name: {} for name in cells}
+    for (name, comp), values in zip(watched, _scan(adv, T_MIX)):
+        out[name][comp] = values
+    return out
 
 
 @pytest.fixture(scope="module")
 def mixed_runs():
     """Two mixed processes (ngc-learn's AdExCell and IzhikevichCell cannot share one, see below) and
     the references run alone."""
-    keys = ("v", "w", "s", "tols")
-    # process 1: ngc-learn AdEx, ngc_adex (euler), LIF, interleaved
-    with Context(_name("mix_adex")):
-        ours = ngc_adex.AdExCell("ours", N_MIX, integration_type="euler")
-        theirs = NgcAdExCell("theirs", N_MIX)
-        lif = LIFCell("lif", N_MIX, tau_m=10., refract_time=1.)
-        adv = MethodProcess("adv") >> theirs.advance_state >> ours.advance_state >> lif.advance_state
-        rst = MethodProcess("rst") >> ours.reset >> theirs.reset >> lif.reset
-        adv.watch(ours.v, ours.w, ours.s, ours.tols, theirs.v, theirs.w, theirs.s, theirs.tols,
-                  lif.v, lif.s, lif.tols)
-    rst.run()
-    _const(ours.j, J_ADEX)
-    _const(theirs.j, J_ADEX)
-    _const(lif.j, J_LIF)
-    out = _scan(adv, T_MIX)
-    p1 = {"ours": dict(zip(keys, out[0:4])), "theirs": dict(zip(keys, out[4:8])),
-          "lif": dict(zip(("v", "s", "tols"), out[8:11]))}
-
-    # process 2: Izhikevich, ngc_adex (euler), LIF
-    with Context(_name("mix_izh")):
-        izh = IzhikevichCell("izh", N_MIX)
-        ours2 = ngc_adex.AdExCell("ours", N_MIX, integration_type="euler")
-        lif2 = LIFCell("lif", N_MIX, tau_m=10., refract_time=1.)
-        adv2 = MethodProcess("adv") >> izh.advance_state >> ours2.advance_state >> lif2.advance_state
-        rst2 = MethodProcess("rst") >> izh.reset >> ours2.reset >> lif2.reset
-        adv2.watch(izh.v, izh.w, izh.s, izh.tols, ours2.v, ours2.w, ours2.s, ours2.tols, lif2.v, lif2.s,
-                   lif2.tols)
-    rst2.run()
-    _const(izh.j, J_IZH)
-    _const(ours2.j, J_ADEX)
-    _const(lif2.j, J_LIF)
-    out = _scan(adv2, T_MIX)
-    p2 = {"izh": dict(zip(keys, out[0:4])), "ours": dict(zip(keys, out[4:8])),
-          "lif": dict(zip(("v", "s", "tols"), out[8:11]))}
-    return {"p1": p1, "p2": p2, "lif_alone": _lif_alone(), "izh_alone": _izh_alone()}
+    return {"p1": _run_together("mix_adex", theirs=_THEIRS, ours=_OURS, lif=_LIF),
+            "p2": _run_together("mix_izh", izh=_IZH, ours=_OURS, lif=_LIF),
+            "lif_alone": _run_together("lif_alone", lif=_LIF)["lif"],
+            "izh_alone": _run_together("izh_alone", izh=_IZH)["izh"]}
 
 
 def test_euler_matches_builtin_adex_in_one_process(mixed_runs):
@@ -225,15 +196,11 @@ def circuit():
         adex.s >> W_out.inputs
         W_out.outputs >> lif.j
 
-        advance = (MethodProcess("advance") >> exc.advance_state >> inh.advance_state >> W_exc.advance_state
-                   >> W_inh.advance_state >> adex.advance_state >> probe.advance_state >> W_out.advance_state
-                   >> lif.advance_state)
-        reset = (MethodProcess("reset") >> exc.reset >> inh.reset >> W_exc.reset >> W_inh.reset >> adex.reset
-                 >> probe.reset >> W_out.reset >> lif.reset)
         # adex.j is wired to an operator and cannot be watched; it is read step by step instead
-        advance.watch(exc.outputs, inh.outputs, W_exc.outputs, W_inh.outputs, probe.j, adex.v, adex.w, adex.s,
-                      adex.tols, adex.t_spike, adex.ref_left, probe.v, probe.s, W_out.outputs, lif.j, lif.v,
-                      lif.s)
+        advance, reset = processes(
+            exc, inh, W_exc, W_inh, adex, probe, W_out, lif,
+            watch=(exc.outputs, inh.outputs, W_exc.outputs, W_inh.outputs, probe.j, adex.v, adex.w, adex.s,
+                   adex.tols, adex.t_spike, adex.ref_left, probe.v, probe.s, W_out.outputs, lif.j, lif.v, lif.s))
     reset.run()
     _const(exc.inputs, np.ones((1, N)))
     _const(inh.inputs, np.full((1, N), 0.4))
@@ -303,9 +270,7 @@ def test_circuit_adex_and_lif_behave_as_when_run_alone(circuit):
     step, method = circuit["step"], circuit["method"]
     with Context(_name("alone")):
         adex = ngc_adex.AdExCell("adex", N, integration_type=method, **ADEX_KW)
-        adv = MethodProcess("adv") >> adex.advance_state
-        rst = MethodProcess("rst") >> adex.reset
-        adv.watch(adex.v, adex.w, adex.s, adex.tols)
+        adv, rst = processes(adex, watch=(adex.v, adex.w, adex.s, adex.tols))
     rst.run()
     v, w, s, tols = _scan_driven(adv, adex.j, step["W_exc"] + step["W_inh"], DT_CIRC)
     np.testing.assert_array_equal(s, step["s"])
@@ -315,9 +280,7 @@ def test_circuit_adex_and_lif_behave_as_when_run_alone(circuit):
 
     with Context(_name("alone")):
         lif = LIFCell("lif", N, **LIF_KW)
-        adv = MethodProcess("adv") >> lif.advance_state
-        rst = MethodProcess("rst") >> lif.reset
-        adv.watch(lif.v, lif.s)
+        adv, rst = processes(lif, watch=(lif.v, lif.s))
     rst.run()
     v, s = _scan_driven(adv, lif.j, step["lif_j"], DT_CIRC)
     np.testing.assert_array_equal(s, step["lif_s"])
@@ -365,11 +328,8 @@ def test_trace_stdp_learns_from_adex_spikes():
         post.s >> syn.postSpike
         tr_pre.outputs >> syn.preTrace
         tr_post.outputs >> syn.postTrace
-        advance = (MethodProcess("advance") >> pre.advance_state >> post.advance_state >> tr_pre.advance_state
-                   >> tr_post.advance_state >> syn.advance_state >> syn.evolve)
-        reset = (MethodProcess("reset") >> pre.reset >> post.reset >> tr_pre.reset >> tr_post.reset
-                 >> syn.reset)
-        advance.watch(pre.outputs, post.s, syn.weights)
+        advance, reset = processes(pre, post, tr_pre, tr_post, syn, watch=(pre.outputs, post.s, syn.weights))
+        advance >> syn.evolve
     reset.run()
     _const(post.j, np.full((1, N), J_POST))
     stateManager.set_state(settled_state(stateManager.state))
@@ -423,8 +383,7 @@ def test_reset_leaves_wired_upstream_untouched():
         free = ngc_adex.AdExCell("free", 3)
         src.outputs >> wired.j
         Summation(src.outputs, src2.outputs) >> summed.j
-        reset = MethodProcess("reset") >> wired.reset >> summed.reset >> free.reset
-        advance = MethodProcess("advance") >> wired.advance_state >> summed.advance_state >> free.advance_state
+        advance, reset = processes(wired, summed, free)
     dtype = wired.v.get().dtype
     up = jnp.asarray([[1., 2., 3.]], dtype=dtype)
     up2 = jnp.asarray([[10., 20., 30.]], dtype=dtype)

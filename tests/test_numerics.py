@@ -207,29 +207,6 @@ def test_vmap_over_currents_matches_population():
     np.testing.assert_array_equal(np.asarray(vmapped), pop)
 
 
-def test_fast_exp_and_log_match_float64():
-    """The float32 polynomials of the fields against numpy's float64 exp/log, and their derivatives."""
-    x = np.linspace(-87., 60., 400001).astype(np.float32)
-    exact = np.exp(x.astype(np.float64))
-    ulp = np.spacing(exact.astype(np.float32)).astype(np.float64)
-    fine = np.asarray(jax.jit(numerics.fast_exp)(x), dtype=np.float64)
-    coarse = np.asarray(jax.jit(lambda a: numerics.fast_exp(a, coarse=True))(x), dtype=np.float64)
-    assert np.max(np.abs(fine - exact) / ulp) <= 1.5
-    assert np.max(np.abs(coarse / exact - 1.)) <= 4e-6
-    # rho at the end of a step of precise spans [exp(-60), exp(U_DEPTH)]
-    m = np.concatenate([np.exp(-np.linspace(0., 87., 200001)), np.linspace(1e-6, 1., 200001),
-                        np.exp(np.linspace(0., numerics.series.U_DEPTH, 200001))]).astype(np.float32)
-    exact = np.log(m.astype(np.float64))
-    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
-    got = np.asarray(jax.jit(numerics.fast_log)(m), dtype=np.float64)
-    assert np.max(np.abs(got - exact) - ulp) <= 4e-7
-    assert np.all(got[m == 1.] == 0.)
-    # derivatives (the polynomials' bit manipulations have none of their own)
-    y = np.float32([-20., -1., 0.3, 5.])
-    np.testing.assert_allclose(jax.vmap(jax.grad(numerics.fast_exp))(y), np.exp(y), rtol=2e-6)
-    np.testing.assert_allclose(jax.vmap(jax.grad(numerics.fast_log))(np.exp(y)), np.exp(-y), rtol=2e-6)
-
-
 def _hlo_counts(fn, *args):
     """Instructions, fusions, conditionals and loops of the optimized (compiled) HLO of ``jax.jit(fn)``."""
     import re

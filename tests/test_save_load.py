@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import jax
 import jax.numpy as jnp
-from ngclearn import Context, MethodProcess
+from ngclearn import Context
 from ngclearn.components import DenseSynapse, LIFCell, PoissonCell
 from ngclearn.utils.distribution_generator import DistributionGenerator as DG
 from ngcsimlib.context import contextManager
 from ngcsimlib.global_state import stateManager
 
-from conftest import settled_state
+from conftest import processes, settled_state
 
 import ngc_adex
 
@@ -108,11 +108,8 @@ def build(ctx_name):
         W_in.outputs >> rk4.j
         precise.s >> W_out.inputs
         W_out.outputs >> lif.j
-        advance = (MethodProcess("advance") >> inp.advance_state >> W_in.advance_state >> precise.advance_state
-                   >> rk4.advance_state >> W_out.advance_state >> lif.advance_state)
-        reset = (MethodProcess("reset") >> inp.reset >> W_in.reset >> precise.reset >> rk4.reset
-                 >> W_out.reset >> lif.reset)
-        advance.watch(inp.outputs, precise.s, rk4.s, lif.s, precise.v, rk4.v, precise.t_spike)
+        advance, reset = processes(inp, W_in, precise, rk4, W_out, lif,
+                                   watch=(inp.outputs, precise.s, rk4.s, lif.s, precise.v, rk4.v, precise.t_spike))
     return ctx
 
 

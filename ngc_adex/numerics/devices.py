@@ -94,13 +94,18 @@ def _fast_exp_jvp(coarse, primals, tangents):
     return y, y * tangents[0]
 
 
+#: p(f) of fast_log, lowest order first: ln(1 + f) = f - f^2/2 + f^3 p(f) on [sqrt(1/2) - 1, sqrt(2) - 1],
+#: the minimax fit of the absolute error (benchmarks/fit_fast_math.py)
+LOG_COEFFS = (0.3331744385, -0.2493692913, 0.2049364055, -0.1849603923, 0.1170752222)
+
+
 @jax.custom_jvp
 def fast_log(x):
     """ln(x) of a positive normal float.
 
     In float32 the exponent comes from the bits (x = 2^k y, y in
     [sqrt(1/2), sqrt(2))) and ln(y) from a degree-7 polynomial fitted on that
-    range (``benchmarks/fit_fast_math.py``): absolute error below 4e-7 plus the
+    range (:data:`LOG_COEFFS`): absolute error below 4e-7 plus the
     rounding of the result, i.e. below 1e-6 mV in v for v_sharpness <= 2 mV,
     under the float32 resolution of v. Other dtypes use ``jnp.log``."""
     if jnp.result_type(x) != jnp.float32:
@@ -110,7 +115,8 @@ def fast_log(x):
     k = jax.lax.shift_right_arithmetic(ix, 23).astype(jnp.float32)
     f = jax.lax.bitcast_convert_type((ix & 0x007FFFFF) + 0x3F3504F3, jnp.float32) - 1.
     f2 = f * f
-    p = (0.3331744385 - 0.2493692913 * f) + f2 * ((0.2049364055 - 0.1849603923 * f) + f2 * 0.1170752222)
+    a0, a1, a2, a3, a4 = (abs(c) for c in LOG_COEFFS)  # alternating signs: + - + - +
+    p = (a0 - a1 * f) + f2 * ((a2 - a3 * f) + f2 * a4)
     return (f - 0.5 * f2) + (f * f2) * p + 0.6931471805599453 * k
 
 
