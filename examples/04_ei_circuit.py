@@ -19,7 +19,6 @@ from pathlib import Path
 import matplotlib
 matplotlib.use("Agg")
 import jax
-import numpy as np
 from ngclearn import Context, MethodProcess, Summation
 from ngclearn.components import DenseSynapse, LIFCell, PoissonCell
 from ngclearn.utils.distribution_generator import DistributionGenerator

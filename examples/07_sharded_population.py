@@ -15,7 +15,6 @@ With one device (the default on CPU) the same code runs unsharded.
 """
 import argparse
 import os
-import sys
 import time
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

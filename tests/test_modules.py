@@ -438,7 +438,7 @@ def test_build_context_from_resolved_names(tmp_path):
     k0, k1 = random.split(random.PRNGKey(7))
     name = "test_modules_circuit_" + uuid.uuid4().hex[:8]
     try:
-        with Context(name) as ctx:
+        with Context(name):
             inp = Poisson("inp", n_units=n_in, target_freq=500., key=k0)
             W = Dense("W", shape=(n_in, n_out),
                       weight_init=DistributionGenerator.uniform(1., 2.), key=k1)
