@@ -1,17 +1,15 @@
-"""Spike-time accuracy against the high-accuracy reference (tests/reference.py), float32 (dt = 0.1 ms unless stated)."""
+"""Spike-time accuracy against the high-accuracy reference (ngc_adex/reference.py), float32 (dt = 0.1 ms unless stated)."""
 import numpy as np
 import pytest
 import jax.numpy as jnp
 
-from conftest import NAUD, make_cell, run_presets, spike_errors, stacked_presets
+from conftest import make_cell, run_presets, spike_errors, stacked_presets
+from ngc_adex import NAUD_PATTERNS as NAUD
 from ngc_adex import preset, preset_kwargs
+from ngc_adex.reference import NEST_PARAMS, NEST_SPIKES, NEST_T, NEST_V0, NEST_W0, simulate_reference, spike_times
 from ngc_adex.simulate import simulate
-from reference import simulate_reference, spike_times
 
 CHAOTIC = "irregular"
-# converged spike times (ms) of NEST's aeif test problem (see shared/anchors.md)
-NEST_SPIKES = np.array([18.716048, 30.561900, 42.497086, 54.520117, 66.629454, 78.823515, 91.100673])
-NEST_PROBLEM = dict(C=200., gL=11., EL=-70., VT=-50., DT=2., a=3., tau_w=300., b=0., Vr=-58., V_peak=0.)
 
 
 def pattern_errors(trains, reference):
@@ -56,13 +54,13 @@ def test_rk4_at_least_four_times_more_accurate_than_euler(trains_dt01, naud_refe
 
 def test_nest_aeif_problem():
     kw = dict(preset_kwargs("tonic"))
-    kw.update(tau_m=200. / 11., resist_m=1. / 11., tau_w=300., a=3., b=0., v_reset=-58., v0=-70., w0=5.)
+    kw.update(tau_m=200. / 11., resist_m=1. / 11., tau_w=300., a=3., b=0., v_reset=-58., v0=NEST_V0, w0=NEST_W0)
     cell = make_cell(1, integration_type="precise", **kw)
-    times = simulate(cell, 100., 0.1, 420.).trains()[0]
+    times = simulate(cell, NEST_T, 0.1, NEST_PARAMS["I"]).trains()[0]
     assert len(times) == len(NEST_SPIKES)
     assert np.abs(times - NEST_SPIKES).max() <= 1e-3
     # the reference solver agrees with NEST's converged values, so both anchors are consistent
-    ref = spike_times(NEST_PROBLEM, 100., I=420., v0=-70., w0=5.)
+    ref = spike_times(NEST_PARAMS, NEST_T, v0=NEST_V0, w0=NEST_W0)
     assert np.abs(ref - NEST_SPIKES).max() <= 1e-5
 
 

@@ -9,7 +9,7 @@ import pytest
 from ngc_adex import analysis as an
 from ngc_adex import from_physical, preset
 from ngc_adex.simulate import SimulationResult
-from reference import spike_times  # tests/reference.py (on sys.path through conftest)
+from ngc_adex.reference import spike_times
 
 
 def train_from_isis(first, isis):
@@ -174,7 +174,7 @@ def test_labels_are_the_published_patterns_and_four_more():
 
 @pytest.mark.parametrize("name", NAUD_FIG4)
 def test_classify_reference_train_of_each_naud_preset(name, naud_reference):
-    """The classifier on the high-accuracy reference trains (tests/reference.py) of the published
+    """The classifier on the high-accuracy reference trains (ngc_adex.reference) of the published
     protocol (500 ms, V(0) = E_L, the preset's current): independent of the simulator."""
     assert an.classify(naud_reference[name], 500.) == name
 

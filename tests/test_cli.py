@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from conftest import NAUD  # the eight Naud et al. (2008) patterns, Fig. 4a-h, as a literal
+from ngc_adex import NAUD_PATTERNS as NAUD  # the eight Naud et al. (2008) patterns, Fig. 4a-h
 from ngc_adex.cli import main
 
 

@@ -21,8 +21,8 @@ from ngclearn.components.neurons.spiking.adExCell import AdExCell as NgcAdExCell
 from ngcsimlib.context import contextManager
 
 from conftest import make_cell, run_side_by_side, unique_name
-from reference import spike_times
 from ngc_adex import AdExCell, preset, preset_kwargs
+from ngc_adex.reference import spike_times
 from ngc_adex.simulate import simulate
 
 SPIKING_TESTS = os.path.join(os.path.dirname(os.path.dirname(ngclearn.__file__)),

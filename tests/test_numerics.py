@@ -12,8 +12,8 @@ import jax.numpy as jnp
 
 from conftest import make_cell, spike_errors
 from ngc_adex import dynamics, preset, preset_kwargs
+from ngc_adex.reference import simulate_reference, spike_times
 from ngc_adex.simulate import simulate
-from reference import simulate_reference, spike_times
 
 HERE = os.path.dirname(__file__)
 
@@ -24,8 +24,7 @@ import json, sys
 import jax
 jax.config.update("jax_enable_x64", True)
 import numpy as np, jax.numpy as jnp
-sys.path.insert(0, sys.argv[1])
-from reference import simulate_reference
+from ngc_adex.reference import simulate_reference
 from ngc_adex import dynamics, preset, preset_kwargs
 p = dict(preset("adapting"), I=200.)
 kw = preset_kwargs("adapting")
@@ -53,7 +52,7 @@ print(json.dumps(out))
 
 
 def test_convergence_order_below_threshold():
-    res = subprocess.run([sys.executable, "-c", _ORDER_SCRIPT, HERE], capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-c", _ORDER_SCRIPT], capture_output=True, text=True, check=True)
     errors = json.loads(res.stdout.strip().splitlines()[-1])
     expected = {"euler": 1, "midpoint": 2, "heun": 2, "ralston": 2, "rk4": 4, "precise": 6}  # precise: float64 (README)
     for method, order in expected.items():
@@ -150,7 +149,7 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np, jax.numpy as jnp
 sys.path.insert(0, sys.argv[1])
 from conftest import NAUD, run_presets, spike_errors
-from reference import spike_times
+from ngc_adex.reference import spike_times
 from ngc_adex import preset
 trains = run_presets(NAUD[:7], "precise", 0.1)
 means = [spike_errors(t, spike_times(preset(n), 500.))[1].mean() for n, t in zip(NAUD, trains)]
