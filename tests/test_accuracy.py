@@ -27,6 +27,7 @@ def trains_dt01():
     return {m: run_presets(NAUD, m, 0.1) for m in ("euler", "rk4", "precise")}
 
 
+@pytest.mark.slow
 def test_precise_reproduces_every_naud_pattern(trains_dt01, naud_reference):
     errors = pattern_errors(trains_dt01["precise"], naud_reference)
     assert all(dn == 0 for dn, _, _ in errors.values()), errors
@@ -37,6 +38,7 @@ def test_precise_reproduces_every_naud_pattern(trains_dt01, naud_reference):
     assert abs(dn) <= 1 and err.max() <= 1e-2
 
 
+@pytest.mark.slow
 def test_precise_stays_accurate_at_small_steps(naud_reference):
     """Ten times more steps must not add float32 error: a bias of ~1e-6 mV per
     step (e.g. from a logarithm's error in v) adds up to ~2e-3 ms at dt = 0.01."""
@@ -45,6 +47,7 @@ def test_precise_stays_accurate_at_small_steps(naud_reference):
     assert np.median([mean for _, mean, _ in errors.values()]) <= 5e-4, errors
 
 
+@pytest.mark.slow
 def test_rk4_at_least_four_times_more_accurate_than_euler(trains_dt01, naud_reference):
     def median_error(method):
         errors = pattern_errors(trains_dt01[method], naud_reference)
@@ -64,6 +67,7 @@ def test_nest_aeif_problem():
     assert np.abs(ref - NEST_SPIKES).max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_brette_gerstner_population_400_to_1600_pA():
     currents = np.linspace(400., 1600., 13)
     p = preset("brette_gerstner_2005")
@@ -79,6 +83,7 @@ def test_brette_gerstner_population_400_to_1600_pA():
     assert len(means) >= 10 and np.median(means) <= 1e-3
 
 
+@pytest.mark.slow
 def test_state_is_grid_synchronous_after_spikes(naud_reference):
     """After every step the compartments hold the state at t, also for a
     neuron that spiked inside it (reset at the crossing, rest of the step integrated)."""
@@ -99,6 +104,7 @@ def test_state_is_grid_synchronous_after_spikes(naud_reference):
         assert dv.max() <= 2e-3 and dw.max() <= 2e-3, (name, dv.max(), dw.max())
 
 
+@pytest.mark.slow
 def test_precise_with_a_sharp_exponential():
     """v_sharpness = 0.5 mV, where a step moves v by more than v_sharpness below threshold: v comes
     from the series of v itself there, and its exponential (rho) takes over only near the spike

@@ -13,6 +13,8 @@ from matplotlib import image as mpimg
 
 from ngc_adex import NAUD_PATTERNS
 
+pytestmark = pytest.mark.subprocess  # every example runs in its own Python process
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: script -> PNG files it must write
 SCRIPTS = {

@@ -51,8 +51,10 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.subprocess
 def test_convergence_order_below_threshold():
-    res = subprocess.run([sys.executable, "-c", _ORDER_SCRIPT], capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-c", _ORDER_SCRIPT], capture_output=True, text=True, check=True,
+                         timeout=300)
     errors = json.loads(res.stdout.strip().splitlines()[-1])
     expected = {"euler": 1, "midpoint": 2, "heun": 2, "ralston": 2, "rk4": 4, "precise": 6}  # precise: float64 (README)
     for method, order in expected.items():
@@ -68,6 +70,7 @@ def lif_period(kw, current):
                                 (drive - (kw["intrinsic_mem_thr"] - kw["v_rest"])))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["rk4", "precise"])
 def test_integrate_and_fire_limit(method):
     """v_sharpness = 0, a = b = 0 is a plain LIF with threshold intrinsic_mem_thr (thr plays no role)."""
@@ -82,6 +85,7 @@ def test_integrate_and_fire_limit(method):
         assert dn == 0 and err.max() <= 2e-3, (current, dn, err.max())
 
 
+@pytest.mark.slow
 def test_integrate_and_fire_limit_with_adaptation():
     """v_sharpness = 0 with adaptation against the reference (linear dynamics between spikes)."""
     p = dict(preset("adapting"), DT=0.)
@@ -93,6 +97,7 @@ def test_integrate_and_fire_limit_with_adaptation():
     assert dn == 0 and err.mean() <= 1e-3 and err.max() <= 5e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["euler", "midpoint", "rk4", "precise"])
 def test_refractory_clamp_and_adaptation(method):
     t_ref, dt = 2.34, 0.1  # not a multiple of dt
@@ -134,6 +139,7 @@ def test_no_overflow_where_ngclearn_goes_nan(method):
     assert res.counts()[1] > 0 and res.counts()[3] == 0
 
 
+@pytest.mark.slow
 def test_extreme_step_and_currents_stay_finite():
     for method in dynamics.METHODS:
         cell = make_cell(3, integration_type=method, tau_m=0.1, tau_w=0.1, v_sharpness=[0., 1e-3, 10.], a=50.)
@@ -160,14 +166,17 @@ print(json.dumps({"median": float(np.median(means)), "counts": counts,
 """
 
 
+@pytest.mark.subprocess
 def test_float64_is_more_accurate():
-    res = subprocess.run([sys.executable, "-c", _X64_SCRIPT, HERE], capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-c", _X64_SCRIPT, HERE], capture_output=True, text=True, check=True,
+                         timeout=300)
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["dtype"] == "float64"
     assert all(c == 0 for c in out["counts"])
     assert out["median"] <= 1e-4  # float32 gives 1.4e-4, float64 6e-5: the remaining error is truncation
 
 
+@pytest.mark.slow
 def test_precise_step_is_reverse_differentiable():
     """Gradients flow through the precise stepper (no data-dependent while loop) and match finite differences."""
     kw = preset_kwargs("tonic")
@@ -186,6 +195,7 @@ def test_precise_step_is_reverse_differentiable():
     np.testing.assert_allclose(grad, fd, rtol=2e-2)
 
 
+@pytest.mark.slow
 def test_vmap_over_currents_matches_population():
     kw = preset_kwargs("tonic")
     c = dynamics.coefficients(dynamics.AdExParams(**{k: kw[k] for k in dynamics.AdExParams._fields}))
@@ -203,6 +213,7 @@ def test_vmap_over_currents_matches_population():
     np.testing.assert_array_equal(np.asarray(vmapped), pop)
 
 
+@pytest.mark.slow
 def test_fast_exp_and_log_match_float64():
     """The float32 polynomials of the fields against numpy's float64 exp/log, and their derivatives."""
     x = np.linspace(-87., 60., 400001).astype(np.float32)
@@ -235,6 +246,7 @@ def _hlo_counts(fn, *args):
             "conditionals": len(re.findall(r" conditional\(", text)), "loops": len(re.findall(r" while\(", text))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refractory", [False, True])
 @pytest.mark.parametrize("method", dynamics.METHODS)
 def test_constant_dt_compiles_like_traced_dt(method, refractory):

@@ -125,6 +125,7 @@ def test_refractory_clamp_exact(t_ref):
 
 
 # 5 ------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tonic", "adapting"])
 def test_converged_under_tolerance_halving(name):
     p = preset(name)
