@@ -21,9 +21,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OUT = os.path.join(HERE, "out")
-for _p in (ROOT, os.path.join(ROOT, "tests")):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -32,21 +31,14 @@ from ngcsimlib.context import contextManager  # noqa: E402
 from ngcsimlib.global_state import stateManager  # noqa: E402
 
 import ngc_adex  # noqa: E402
-from reference import spike_times as reference_spike_times  # noqa: E402
+from ngc_adex import NAUD_PATTERNS as NAUD  # noqa: E402  (the eight Naud et al. (2008) patterns, Fig. 4a-h)
+from ngc_adex.reference import NEST_PARAMS, NEST_SPIKES, NEST_T, NEST_V0, NEST_W0  # noqa: E402
+from ngc_adex.reference import spike_times as reference_spike_times  # noqa: E402
 
-#: the eight Naud et al. (2008) patterns, in the order of their figure 4
-NAUD = ("tonic", "adapting", "initial_burst", "regular_bursting", "delayed_accelerating",
-        "delayed_regular_bursting", "transient", "irregular")
 CHAOTIC = ("irregular",)
 #: spikes of a chaotic pattern that are judged
 CHAOTIC_SPIKES = 5
 T_NAUD = 500.
-
-#: NEST's aeif test problem (anchors.md): converged spike times in 100 ms
-NEST_PARAMS = dict(C=200.0, gL=11.0, EL=-70.0, VT=-50.0, DT=2.0, a=3.0, b=0.0, tau_w=300.0, Vr=-58.0,
-                   V_peak=0.0, I=420.0)
-NEST_V0, NEST_W0, NEST_T = -70.0, 5.0, 100.0
-NEST_SPIKES = np.array([18.716048, 30.561900, 42.497086, 54.520117, 66.629454, 78.823515, 91.100673])
 
 BG_CURRENTS = tuple(np.linspace(400., 1600., 13))
 
@@ -95,7 +87,7 @@ def all_problems(bg_currents=BG_CURRENTS):
 # reference spike times (cached in benchmarks/out/, keyed by the reference's source)
 # ----------------------------------------------------------------------------
 def _reference_digest():
-    with open(os.path.join(ROOT, "tests", "reference.py"), "rb") as fh:
+    with open(os.path.join(ROOT, "ngc_adex", "reference.py"), "rb") as fh:
         return hashlib.sha256(fh.read()).hexdigest()[:16]
 
 

@@ -1,5 +1,5 @@
 """Spike-time accuracy of ngc_adex.AdExCell's integrators and of ngc-learn's
-built-in AdExCell against a high-accuracy reference (tests/reference.py).
+built-in AdExCell against a high-accuracy reference (ngc_adex/reference.py).
 
 Test problems (one population, one neuron each, float32, constant current from
 t = 0, V0 = E_L, w0 = 0 unless stated):

@@ -1,7 +1,7 @@
 """Accuracy versus cost of every integrator at dt = 0.2 .. 0.01 ms.
 
 Accuracy: median over the seven non-chaotic Naud (2008) patterns of the mean
-|spike-time error| against tests/reference.py (as in accuracy.py; ngc_adex
+|spike-time error| against ngc_adex/reference.py (as in accuracy.py; ngc_adex
 judged on ``t_spike``, ngc-learn's built-in cell on ``tols``).
 
 Cost (of the same configuration, t_spike tracked): neuron-steps per second of a Brette-Gerstner population of N neurons

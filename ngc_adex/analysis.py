@@ -44,9 +44,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-#: the eight firing patterns of Naud et al. (2008), Fig. 4a-h, in order
-NAUD_PATTERNS = ("tonic", "adapting", "initial_burst", "regular_bursting", "delayed_accelerating",
-                 "delayed_regular_bursting", "transient", "irregular")
+from .params import NAUD_PATTERNS  # the eight firing patterns of Naud et al. (2008), Fig. 4a-h, in order
 
 #: every label :func:`classify` can return, with its meaning
 LABELS = {

@@ -152,6 +152,10 @@ _PRESETS = _load_presets()
 #: names of the bundled presets: the eight Naud et al. (2008) firing patterns
 #: and the Brette & Gerstner (2005) regular-spiking set
 PRESETS = tuple(_PRESETS)
+#: the eight firing patterns of Naud et al. (2008), Fig. 4a-h, in order: the presets whose
+#: "fig" in data/presets.json is "Naud 2008 Fig 4<letter>"
+NAUD_PATTERNS = tuple(sorted((name for name, p in _PRESETS.items() if p.get("fig", "").startswith("Naud 2008 Fig 4")),
+                             key=lambda name: _PRESETS[name]["fig"]))
 
 
 def preset(name):

@@ -1,7 +1,5 @@
 """Shared helpers: unique Contexts, cells and population runs of the Naud presets."""
 import itertools
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -9,13 +7,9 @@ import jax
 import jax.numpy as jnp
 from ngclearn import Context, MethodProcess
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests/reference.py
-
-from ngc_adex import AdExCell, preset, preset_kwargs  # noqa: E402
-from ngc_adex.simulate import simulate  # noqa: E402
-
-NAUD = ("tonic", "adapting", "initial_burst", "regular_bursting", "delayed_accelerating",
-        "delayed_regular_bursting", "transient", "irregular")
+from ngc_adex import AdExCell, preset, preset_kwargs
+from ngc_adex import NAUD_PATTERNS as NAUD  # the eight Naud et al. (2008) patterns, Fig. 4a-h
+from ngc_adex.simulate import simulate
 _ids = itertools.count()
 
 
@@ -81,7 +75,7 @@ def spike_errors(times, ref, first=None):
 
 @pytest.fixture(scope="session")
 def naud_reference():
-    from reference import spike_times
+    from ngc_adex.reference import spike_times
     return {n: spike_times(preset(n), 500.) for n in NAUD}
 
 

@@ -1,17 +1,15 @@
-"""Spike-time accuracy against the high-accuracy reference (tests/reference.py), float32 (dt = 0.1 ms unless stated)."""
+"""Spike-time accuracy against the high-accuracy reference (ngc_adex/reference.py), float32 (dt = 0.1 ms unless stated)."""
 import numpy as np
 import pytest
 import jax.numpy as jnp
 
-from conftest import NAUD, make_cell, run_presets, spike_errors, stacked_presets
+from conftest import make_cell, run_presets, spike_errors, stacked_presets
+from ngc_adex import NAUD_PATTERNS as NAUD
 from ngc_adex import preset, preset_kwargs
+from ngc_adex.reference import NEST_PARAMS, NEST_SPIKES, NEST_T, NEST_V0, NEST_W0, simulate_reference, spike_times
 from ngc_adex.simulate import simulate
-from reference import simulate_reference, spike_times
 
 CHAOTIC = "irregular"
-# converged spike times (ms) of NEST's aeif test problem (see shared/anchors.md)
-NEST_SPIKES = np.array([18.716048, 30.561900, 42.497086, 54.520117, 66.629454, 78.823515, 91.100673])
-NEST_PROBLEM = dict(C=200., gL=11., EL=-70., VT=-50., DT=2., a=3., tau_w=300., b=0., Vr=-58., V_peak=0.)
 
 
 def pattern_errors(trains, reference):
@@ -29,6 +27,7 @@ def trains_dt01():
     return {m: run_presets(NAUD, m, 0.1) for m in ("euler", "rk4", "precise")}
 
 
+@pytest.mark.slow
 def test_precise_reproduces_every_naud_pattern(trains_dt01, naud_reference):
     errors = pattern_errors(trains_dt01["precise"], naud_reference)
     assert all(dn == 0 for dn, _, _ in errors.values()), errors
@@ -39,6 +38,7 @@ def test_precise_reproduces_every_naud_pattern(trains_dt01, naud_reference):
     assert abs(dn) <= 1 and err.max() <= 1e-2
 
 
+@pytest.mark.slow
 def test_precise_stays_accurate_at_small_steps(naud_reference):
     """Ten times more steps must not add float32 error: a bias of ~1e-6 mV per
     step (e.g. from a logarithm's error in v) adds up to ~2e-3 ms at dt = 0.01."""
@@ -47,6 +47,7 @@ def test_precise_stays_accurate_at_small_steps(naud_reference):
     assert np.median([mean for _, mean, _ in errors.values()]) <= 5e-4, errors
 
 
+@pytest.mark.slow
 def test_rk4_at_least_four_times_more_accurate_than_euler(trains_dt01, naud_reference):
     def median_error(method):
         errors = pattern_errors(trains_dt01[method], naud_reference)
@@ -56,16 +57,17 @@ def test_rk4_at_least_four_times_more_accurate_than_euler(trains_dt01, naud_refe
 
 def test_nest_aeif_problem():
     kw = dict(preset_kwargs("tonic"))
-    kw.update(tau_m=200. / 11., resist_m=1. / 11., tau_w=300., a=3., b=0., v_reset=-58., v0=-70., w0=5.)
+    kw.update(tau_m=200. / 11., resist_m=1. / 11., tau_w=300., a=3., b=0., v_reset=-58., v0=NEST_V0, w0=NEST_W0)
     cell = make_cell(1, integration_type="precise", **kw)
-    times = simulate(cell, 100., 0.1, 420.).trains()[0]
+    times = simulate(cell, NEST_T, 0.1, NEST_PARAMS["I"]).trains()[0]
     assert len(times) == len(NEST_SPIKES)
     assert np.abs(times - NEST_SPIKES).max() <= 1e-3
     # the reference solver agrees with NEST's converged values, so both anchors are consistent
-    ref = spike_times(NEST_PROBLEM, 100., I=420., v0=-70., w0=5.)
+    ref = spike_times(NEST_PARAMS, NEST_T, v0=NEST_V0, w0=NEST_W0)
     assert np.abs(ref - NEST_SPIKES).max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_brette_gerstner_population_400_to_1600_pA():
     currents = np.linspace(400., 1600., 13)
     p = preset("brette_gerstner_2005")
@@ -81,6 +83,7 @@ def test_brette_gerstner_population_400_to_1600_pA():
     assert len(means) >= 10 and np.median(means) <= 1e-3
 
 
+@pytest.mark.slow
 def test_state_is_grid_synchronous_after_spikes(naud_reference):
     """After every step the compartments hold the state at t, also for a
     neuron that spiked inside it (reset at the crossing, rest of the step integrated)."""
@@ -101,6 +104,7 @@ def test_state_is_grid_synchronous_after_spikes(naud_reference):
         assert dv.max() <= 2e-3 and dw.max() <= 2e-3, (name, dv.max(), dw.max())
 
 
+@pytest.mark.slow
 def test_precise_with_a_sharp_exponential():
     """v_sharpness = 0.5 mV, where a step moves v by more than v_sharpness below threshold: v comes
     from the series of v itself there, and its exponential (rho) takes over only near the spike

@@ -9,7 +9,7 @@ import pytest
 from ngc_adex import analysis as an
 from ngc_adex import from_physical, preset
 from ngc_adex.simulate import SimulationResult
-from reference import spike_times  # tests/reference.py (on sys.path through conftest)
+from ngc_adex.reference import spike_times
 
 
 def train_from_isis(first, isis):
@@ -172,9 +172,10 @@ def test_labels_are_the_published_patterns_and_four_more():
                                   "brette_gerstner_2005": "adapting"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAUD_FIG4)
 def test_classify_reference_train_of_each_naud_preset(name, naud_reference):
-    """The classifier on the high-accuracy reference trains (tests/reference.py) of the published
+    """The classifier on the high-accuracy reference trains (ngc_adex.reference) of the published
     protocol (500 ms, V(0) = E_L, the preset's current): independent of the simulator."""
     assert an.classify(naud_reference[name], 500.) == name
 
@@ -238,6 +239,7 @@ def _assert_trains_match(trains, refs, currents, atol):
             np.testing.assert_allclose(train, ref, rtol=0, atol=atol)
 
 
+@pytest.mark.slow
 def test_fi_curve_tonic_against_reference():
     """Rates of the tonic preset against the spike counts of the high-accuracy reference solver
     for the same currents and duration, over the whole run and over its second half."""
@@ -266,6 +268,7 @@ def lif_spike_times(C, g_L, E_L, V_T, V_reset, current, duration):
     return first + period * np.arange(int((duration - first) // period) + 1)
 
 
+@pytest.mark.slow
 def test_fi_curve_integrate_and_fire_against_closed_form():
     """Delta_T = 0, a = b = 0 (a leaky integrate-and-fire neuron, given as cell keyword arguments):
     rates against the closed-form spike counts, over the whole run and over a window."""

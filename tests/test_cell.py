@@ -88,6 +88,7 @@ def test_unknown_keyword_is_rejected():
         make_cell(1, tau_mem=10.)
 
 
+@pytest.mark.slow
 def test_per_neuron_parameters_equal_separate_cells():
     names = ("tonic", "adapting", "initial_burst")
     currents = [preset(n)["I"] for n in names]
@@ -106,6 +107,7 @@ def test_per_neuron_parameters_equal_separate_cells():
         np.testing.assert_allclose(together.traces["w"][:, k], alone.traces["w"][:, 0], rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_batch_dimension_broadcasts_parameters():
     cell = make_cell(2, batch_size=3, tau_m=[[10.], [20.], [30.]], integration_type="rk4")
     res = simulate(cell, 100., 0.1, 40.)

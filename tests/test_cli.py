@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from conftest import NAUD  # the eight Naud et al. (2008) patterns, Fig. 4a-h, as a literal
+from ngc_adex import NAUD_PATTERNS as NAUD  # the eight Naud et al. (2008) patterns, Fig. 4a-h
 from ngc_adex.cli import main
 
 
@@ -38,6 +38,7 @@ def gallery(tmp_path_factory):
     return out, rc, stdout, stderr
 
 
+@pytest.mark.slow
 def test_gallery_writes_files(gallery):
     out, rc, stdout, stderr = gallery
     assert rc == 0, stderr
@@ -56,6 +57,7 @@ def test_gallery_writes_files(gallery):
         assert name in stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAUD)
 def test_each_pattern_classified_as_expected(gallery, name):
     """Each preset, simulated with its published stimulus, gets its own pattern's name as label."""
@@ -66,6 +68,7 @@ def test_each_pattern_classified_as_expected(gallery, name):
     assert p["match"] is True
 
 
+@pytest.mark.slow
 def test_gallery_spike_counts_plausible(gallery):
     pats = json.loads((gallery[0] / "patterns.json").read_text())["patterns"]
     assert pats["transient"]["n_spikes"] == 1
@@ -74,6 +77,7 @@ def test_gallery_spike_counts_plausible(gallery):
     assert pats["delayed_accelerating"]["adaptation_index"] < 0
 
 
+@pytest.mark.slow
 def test_run_npz_with_plot(tmp_path):
     rc, stdout, stderr = call(["run", "--preset", "regular_bursting", "--duration", "300", "--plot",
                                "--out", str(tmp_path)])
@@ -101,6 +105,7 @@ def test_run_custom_parameters_csv(tmp_path):
     assert "custom parameters" in stdout and "I = 500 pA" in stdout
 
 
+@pytest.mark.slow
 def test_fi(tmp_path):
     rc, stdout, stderr = call(["fi", "--preset", "tonic", "adapting", "--i-min", "0", "--i-max", "600",
                                "--n-points", "4", "--duration", "200", "--method", "rk4",
@@ -158,6 +163,7 @@ def run_module(*args, cwd):
                           cwd=cwd, env=env, timeout=300)
 
 
+@pytest.mark.subprocess
 def test_subprocess_bad_argument(tmp_path):
     proc = run_module("run", "--tau-w", "-1", "--out", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 2
@@ -165,6 +171,7 @@ def test_subprocess_bad_argument(tmp_path):
     assert proc.stderr.startswith("ngc-adex: error: tau_w") and "Traceback" not in proc.stderr
 
 
+@pytest.mark.subprocess
 def test_subprocess_help(tmp_path):
     """ngcsimlib parses sys.argv when ngclearn is imported; our --help must still reach our parser."""
     proc = run_module("--help", cwd=tmp_path)

@@ -37,6 +37,7 @@ def _state(cell):
     return {n: np.asarray(getattr(cell, n).get()) for n in ("v", "w", "ref_left", "s", "tols", "t_spike")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["euler", "precise"])
 def test_nan_current_names_step_and_neuron(method):
     cell = _cell(n_units=4, batch_size=2, integration_type=method, refract_time=1.)
@@ -57,6 +58,7 @@ def test_nan_current_names_step_and_neuron(method):
         np.testing.assert_array_equal(value, before[name])
 
 
+@pytest.mark.slow
 def test_nan_current_first_offending_step_time():
     cell = _cell(n_units=3, integration_type="rk4")
     # finite until t = 2.5 ms, then neuron 1 is fed NaN: the error names t = 2.5 (step 25)
@@ -66,6 +68,7 @@ def test_nan_current_first_offending_step_time():
     assert info.value.neuron == 1 and info.value.step == 25
 
 
+@pytest.mark.slow
 def test_nan_in_current_series():
     """A current given per step (leading axis n_steps): NaN first at step 7, neuron 2."""
     cell = _cell(n_units=3)
@@ -78,6 +81,7 @@ def test_nan_in_current_series():
     assert info.value.t == pytest.approx(0.7)
 
 
+@pytest.mark.slow
 def test_inf_current_is_reported():
     cell = _cell(n_units=3)
     j = np.array([0., np.inf, 0.])
@@ -86,6 +90,7 @@ def test_inf_current_is_reported():
     assert info.value.check == CHECKS[0]
 
 
+@pytest.mark.slow
 def test_state_checks_fire_on_a_broken_step(monkeypatch):
     """The v/w/spike-potential checks, exercised with a deliberately broken step."""
     for check, broken in [
@@ -110,6 +115,7 @@ def test_wrong_current_shape_names_j():
         checked_simulate(cell, 1., 0.1, np.ones((3, 1)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["euler", "precise"] + (["midpoint", "rk4"] if LONG else []))
 def test_clean_run_matches_simulate(method):
     kw = dict(n_units=5, batch_size=2, integration_type=method, refract_time=[0., 0.5, 1., 2., 0.],
@@ -130,6 +136,7 @@ def test_clean_run_matches_simulate(method):
         np.testing.assert_array_equal(end_checked[name], end_plain[name])
 
 
+@pytest.mark.slow
 def test_clean_run_time_varying_current():
     cell = _cell(n_units=4, integration_type="midpoint")
     current = step_current(np.array([100., 200., 300., 400.]), start=20., stop=80.)

@@ -42,7 +42,7 @@ def _step(method, plain, c, state, j):
         return step(state), packed
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)])
 def test_plain_path_agrees_with_the_devices(dtype):
     with jax.enable_x64(dtype == "float64"):
         c, state, j = _cloud(jnp.dtype(dtype))

@@ -21,8 +21,8 @@ from ngclearn.components.neurons.spiking.adExCell import AdExCell as NgcAdExCell
 from ngcsimlib.context import contextManager
 
 from conftest import make_cell, run_side_by_side, unique_name
-from reference import spike_times
 from ngc_adex import AdExCell, preset, preset_kwargs
+from ngc_adex.reference import spike_times
 from ngc_adex.simulate import simulate
 
 SPIKING_TESTS = os.path.join(os.path.dirname(os.path.dirname(ngclearn.__file__)),
@@ -69,6 +69,7 @@ DEGENERATE = {  # what ngc-learn's cell simulates without trouble, and the curre
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(DEGENERATE))
 def test_euler_matches_builtin_in_degenerate_regimes(case):
     kwargs, current = DEGENERATE[case]
@@ -80,6 +81,7 @@ def test_euler_matches_builtin_in_degenerate_regimes(case):
     np.testing.assert_allclose(theirs[1], mine[1], rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_degenerate_regimes_spike_as_documented():
     """v_reset above thr: a spike in every step once free (the built-in: wherever its Euler step ends
     above thr, here every step); v0 above thr: a spike in the first step."""
@@ -100,6 +102,7 @@ def test_degenerate_regimes_spike_as_documented():
         assert first.spike_times[0] == pytest.approx(0., abs=1e-6)  # at the start of the first step
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,v_peak", [("tonic", -52.), ("tonic", -50.), ("adapting", -51.),
                                          ("brette_gerstner_2005", -55.)])
 def test_spike_detection_below_the_exponential_threshold_is_accurate(name, v_peak):
@@ -160,6 +163,7 @@ def _w_after_write(cls, **writes):
     return np.asarray(w)[:, 0, 0], np.asarray(s)[:, 0, 0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("writes", [dict(b=100.), dict(tau_w=50., a=2.), dict(thr=-40., v_reset=-60.),
                                     dict(R_m=2., sharpV=1., vT=-57.), dict(v0=-60., w0=5.)])
 def test_attribute_writes_before_compiling_take_effect_as_in_the_builtin(writes):
@@ -214,6 +218,7 @@ def _continue(advance, cell, steps=150):
     return [np.stack(x) for x in zip(*out)]
 
 
+@pytest.mark.slow
 def test_builtin_checkpoint_loads_into_our_cell(tmp_path):
     model = unique_name("builtin_ckpt")
     expected = _builtin_checkpoint(tmp_path, model)
@@ -237,6 +242,7 @@ def test_builtin_checkpoint_loads_into_our_cell(tmp_path):
     contextManager.remove_context(model)
 
 
+@pytest.mark.slow
 def test_builtin_npz_loads_with_cell_load_and_damage_still_raises(tmp_path):
     model = unique_name("builtin_npz")
     _builtin_checkpoint(tmp_path, model)
@@ -259,6 +265,7 @@ def test_builtin_npz_loads_with_cell_load_and_damage_still_raises(tmp_path):
         cell.load(str(broken))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["euler", "midpoint", "rk4", "precise"])
 def test_nan_input_makes_a_neuron_above_threshold_nan_not_spike(method):
     """A neuron that starts its steps above the spike potential (v_reset > thr) spikes without looking at

@@ -11,6 +11,10 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
+from ngc_adex import NAUD_PATTERNS
+
+pytestmark = pytest.mark.subprocess  # every example runs in its own Python process
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: script -> PNG files it must write
 SCRIPTS = {
@@ -78,8 +82,7 @@ def test_example_runs_and_writes_pngs(runs, script):
 def test_01_firing_patterns(runs):
     stdout, _ = finished(runs, "01_firing_patterns.py")
     assert "8/8 patterns classified as their name" in stdout
-    for name in ("tonic", "adapting", "initial_burst", "regular_bursting", "delayed_accelerating",
-                 "delayed_regular_bursting", "transient", "irregular"):
+    for name in NAUD_PATTERNS:
         assert re.search(rf"^{name}\s+\d+\s+\S+\s+{name}$", stdout, re.M), name
 
 

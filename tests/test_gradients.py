@@ -108,6 +108,7 @@ def _grad_fn(method, refractory, c):
     return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refractory,all_exp", KINDS, ids=[("refractory" if r else "plain")
                                                             + ("-all_exp" if e else "-with_if") for r, e in KINDS])
 @pytest.mark.parametrize("method", numerics.METHODS)
@@ -154,6 +155,7 @@ FD_EPS = (1e-3, 1e-5, 1e-3)
 W_WEIGHT = 10.  # v + W_WEIGHT w: both of the step's outputs at comparable weight
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["precise", "rk4"])
 def test_gradients_match_finite_differences_float64(method):
     kw = preset_kwargs("tonic")

@@ -408,6 +408,7 @@ def test_repo_config_points_at_repo_modules_file():
     assert module_path == DEFAULT_MODULES_PATH.replace(os.sep, "/")
 
 
+@pytest.mark.subprocess
 def test_repo_config_is_accepted_by_ngclearn_import():
     """``import ngclearn`` in the repository root reads json_files/config.json;
     the modules section must not break that, and must come back from get_config."""
@@ -424,6 +425,7 @@ def test_repo_config_is_accepted_by_ngclearn_import():
 
 # --------------------------------------------------------------------------- a circuit
 
+@pytest.mark.slow
 def test_build_context_from_resolved_names(tmp_path):
     import jax.numpy as jnp
     from jax import random

@@ -111,6 +111,7 @@ def mixed_runs():
             "izh_alone": _run_together("izh_alone", izh=_IZH)["izh"]}
 
 
+@pytest.mark.slow
 def test_euler_matches_builtin_adex_in_one_process(mixed_runs):
     ours, theirs = mixed_runs["p1"]["ours"], mixed_runs["p1"]["theirs"]
     for k in ("v", "w", "s", "tols"):
@@ -127,6 +128,7 @@ def test_euler_matches_builtin_adex_in_one_process(mixed_runs):
     assert ours["tols"][-1, 0, 3] == np.float32((last + 1) * DT)
 
 
+@pytest.mark.slow
 def test_lif_in_mixed_process_matches_lif_alone(mixed_runs):
     alone = mixed_runs["lif_alone"]
     assert alone["s"].sum() > 0
@@ -135,6 +137,7 @@ def test_lif_in_mixed_process_matches_lif_alone(mixed_runs):
             np.testing.assert_array_equal(mixed_runs[proc]["lif"][k], alone[k], err_msg=f"{proc} {k}")
 
 
+@pytest.mark.slow
 def test_izhikevich_in_mixed_process_matches_izhikevich_alone(mixed_runs):
     alone, mixed = mixed_runs["izh_alone"], mixed_runs["p2"]["izh"]
     assert alone["s"].sum() > 0
@@ -142,6 +145,7 @@ def test_izhikevich_in_mixed_process_matches_izhikevich_alone(mixed_runs):
         np.testing.assert_array_equal(mixed[k], alone[k], err_msg=k)
 
 
+@pytest.mark.slow
 def test_ngc_adex_next_to_izhikevich_is_unaffected(mixed_runs):
     for k in ("v", "w", "s", "tols"):
         np.testing.assert_array_equal(mixed_runs["p2"]["ours"][k], mixed_runs["p1"]["ours"][k], err_msg=k)
@@ -227,6 +231,7 @@ def _close(a, b, **kw):
     np.testing.assert_allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), **kw)
 
 
+@pytest.mark.slow
 def test_circuit_step_by_step_equals_scan(circuit):
     step, scan = circuit["step"], circuit["scan"]
     for name in ("exc", "inh", "s", "probe_s", "lif_s"):
@@ -235,6 +240,7 @@ def test_circuit_step_by_step_equals_scan(circuit):
         _close(step[name], scan[name], rtol=1e-6, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_synapses_deliver_weighted_spikes(circuit):
     step, w = circuit["step"], circuit["weights"]
     x_exc, x_inh = step["exc"][:, 0].astype(np.float64), step["inh"][:, 0].astype(np.float64)
@@ -253,6 +259,7 @@ def test_synapses_deliver_weighted_spikes(circuit):
     _close(step["lif_j"][:, 0], s @ w["W_out"], **tol)
 
 
+@pytest.mark.slow
 def test_circuit_cells_fire(circuit):
     step = circuit["step"]
     assert (step["s"].sum(axis=0) >= 1).all(), step["s"].sum(axis=0)
@@ -265,6 +272,7 @@ def test_circuit_cells_fire(circuit):
         assert np.diff(np.flatnonzero(step["s"][:, 0, i])).min(initial=99) > 1. / DT_CIRC
 
 
+@pytest.mark.slow
 def test_circuit_adex_and_lif_behave_as_when_run_alone(circuit):
     """Driving lone cells with the recorded input currents reproduces the circuit's cells."""
     step, method = circuit["step"], circuit["method"]
@@ -312,6 +320,7 @@ def _stdp_rule(pre, post, dt):
     return np.stack(out)
 
 
+@pytest.mark.slow
 def test_trace_stdp_learns_from_adex_spikes():
     k = jax.random.split(jax.random.PRNGKey(3), 2)
     with Context(_name("stdp")):
@@ -373,6 +382,7 @@ def test_trace_stdp_learns_from_adex_spikes():
 # ----------------------------------------------------------------------------------------------------
 # reset with a wired input
 # ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_reset_leaves_wired_upstream_untouched():
     k = jax.random.split(jax.random.PRNGKey(0), 2)
     with Context(_name("reset")):

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 
 from conftest import make_cell, spike_errors
 from ngc_adex import numerics, preset, preset_kwargs
+from ngc_adex.reference import spike_times
 from ngc_adex.simulate import simulate
-from reference import simulate_reference, spike_times
 
 HERE = os.path.dirname(__file__)
 
@@ -24,8 +24,7 @@ import json, sys
 import jax
 jax.config.update("jax_enable_x64", True)
 import numpy as np, jax.numpy as jnp
-sys.path.insert(0, sys.argv[1])
-from reference import simulate_reference
+from ngc_adex.reference import simulate_reference
 from ngc_adex import numerics, preset, preset_kwargs
 p = dict(preset("adapting"), I=200.)
 kw = preset_kwargs("adapting")
@@ -52,8 +51,10 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.subprocess
 def test_convergence_order_below_threshold():
-    res = subprocess.run([sys.executable, "-c", _ORDER_SCRIPT, HERE], capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-c", _ORDER_SCRIPT], capture_output=True, text=True, check=True,
+                         timeout=300)
     errors = json.loads(res.stdout.strip().splitlines()[-1])
     # the orders each integrator's module declares (precise: its series' order in float64)
     expected = {"euler": numerics.euler.ORDER, **numerics.runge_kutta.ORDER,
@@ -72,6 +73,7 @@ def lif_period(kw, current):
                                 (drive - (kw["intrinsic_mem_thr"] - kw["v_rest"])))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["rk4", "precise"])
 def test_integrate_and_fire_limit(method):
     """v_sharpness = 0, a = b = 0 is a plain LIF with threshold intrinsic_mem_thr (thr plays no role)."""
@@ -86,6 +88,7 @@ def test_integrate_and_fire_limit(method):
         assert dn == 0 and err.max() <= 2e-3, (current, dn, err.max())
 
 
+@pytest.mark.slow
 def test_integrate_and_fire_limit_with_adaptation():
     """v_sharpness = 0 with adaptation against the reference (linear dynamics between spikes)."""
     p = dict(preset("adapting"), DT=0.)
@@ -97,6 +100,7 @@ def test_integrate_and_fire_limit_with_adaptation():
     assert dn == 0 and err.mean() <= 1e-3 and err.max() <= 5e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["euler", "midpoint", "rk4", "precise"])
 def test_refractory_clamp_and_adaptation(method):
     t_ref, dt = 2.34, 0.1  # not a multiple of dt
@@ -138,6 +142,7 @@ def test_no_overflow_where_ngclearn_goes_nan(method):
     assert res.counts()[1] > 0 and res.counts()[3] == 0
 
 
+@pytest.mark.slow
 def test_extreme_step_and_currents_stay_finite():
     for method in numerics.METHODS:
         cell = make_cell(3, integration_type=method, tau_m=0.1, tau_w=0.1, v_sharpness=[0., 1e-3, 10.], a=50.)
@@ -153,7 +158,7 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np, jax.numpy as jnp
 sys.path.insert(0, sys.argv[1])
 from conftest import NAUD, run_presets, spike_errors
-from reference import spike_times
+from ngc_adex.reference import spike_times
 from ngc_adex import preset
 trains = run_presets(NAUD[:7], "precise", 0.1)
 means = [spike_errors(t, spike_times(preset(n), 500.))[1].mean() for n, t in zip(NAUD, trains)]
@@ -164,14 +169,17 @@ print(json.dumps({"median": float(np.median(means)), "counts": counts,
 """
 
 
+@pytest.mark.subprocess
 def test_float64_is_more_accurate():
-    res = subprocess.run([sys.executable, "-c", _X64_SCRIPT, HERE], capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-c", _X64_SCRIPT, HERE], capture_output=True, text=True, check=True,
+                         timeout=300)
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["dtype"] == "float64"
     assert all(c == 0 for c in out["counts"])
     assert out["median"] <= 1e-4  # float32 gives 1.4e-4, float64 6e-5: the remaining error is truncation
 
 
+@pytest.mark.slow
 def test_precise_step_is_reverse_differentiable():
     """Gradients flow through the precise stepper (no data-dependent while loop) and match finite differences."""
     kw = preset_kwargs("tonic")
@@ -190,6 +198,7 @@ def test_precise_step_is_reverse_differentiable():
     np.testing.assert_allclose(grad, fd, rtol=2e-2)
 
 
+@pytest.mark.slow
 def test_vmap_over_currents_matches_population():
     kw = preset_kwargs("tonic")
     c = numerics.coefficients(numerics.AdExParams(**{k: kw[k] for k in numerics.AdExParams._fields}))
@@ -216,6 +225,7 @@ def _hlo_counts(fn, *args):
             "conditionals": len(re.findall(r" conditional\(", text)), "loops": len(re.findall(r" while\(", text))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refractory", [False, True])
 @pytest.mark.parametrize("method", numerics.METHODS)
 def test_constant_dt_compiles_like_traced_dt(method, refractory):

@@ -229,6 +229,7 @@ def check_trajectory(traj, values, dt, t_end=None, context="", precise_times=Tru
 # ----------------------------------------------------------------------------
 # 1. invariants over valid parameter sets: pure path
 # ----------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("method", numerics.METHODS)
 @settings(max_examples=_n(60), **SETTINGS)
 @given(pop=populations())
@@ -315,6 +316,7 @@ def _build_cell(kwargs, method, watch=True):
 _WATCHED = ("v", "w", "s", "ref_left", "tols", "t_spike")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", numerics.METHODS)
 @settings(max_examples=_n(2), **SETTINGS)
 @given(pop=populations())
@@ -470,6 +472,7 @@ def test_broadcastable_current_shapes_accepted(j_shape, euler_cell):
 # ----------------------------------------------------------------------------
 # 5. a NaN current poisons only its own neuron
 # ----------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("method", numerics.METHODS)
 @settings(max_examples=_n(10), **SETTINGS)
 @given(pop=populations(), victim=st.integers(0, N_NEURONS - 1), nan_from=st.integers(0, N_STEPS - 1))
@@ -497,6 +500,7 @@ def test_nan_current_isolated_pure(method, pop, victim, nan_from):
     assert np.all(v_start[spiked] > np.float32(v_spike)), v_start[spiked]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["euler"] + (["midpoint", "rk4", "precise"] if LONG else []))
 def test_nan_current_isolated_cell(method):
     kwargs = dict(v_sharpness=[[2., 0., 0.5], [2., 1e-3, 10.]], refract_time=[0., 1., 2.])
@@ -545,6 +549,7 @@ def _loop_once(advance, reset, cell, n_steps, dt):
     return [np.stack(x) for x in zip(*out)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["euler", "precise"] + (["midpoint", "rk4"] if LONG else []))
 def test_determinism(method):
     n_steps, dt = 150, 0.1
@@ -604,6 +609,7 @@ _DET_KW_PURE = dict(_VALID, v_sharpness=[[2., 0., 0.5], [1e-3, 2., 10.]], refrac
                     thr=[[5., -55., 5.], [5., 5., 5.]], v0=[[-70., -56., -70.], [-70., -70., -70.]])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("all_active", [False, True], ids=["few-spiking", "all-spiking"])
 @pytest.mark.parametrize("method", ["precise"] + (["midpoint", "rk4"] if LONG else []))
 def test_large_population_matches_small(method, all_active):

@@ -1,26 +1,19 @@
-"""Checks of the reference AdEx solver (tests/reference.py) against facts
-that do not depend on it: NEST's converged spike times, closed-form LIF
+"""Checks of the public reference AdEx solver (ngc_adex.reference) against
+facts that do not depend on it: NEST's converged spike times, closed-form LIF
 firing times, the matrix-exponential solution of the linear subthreshold
 system, the exact refractory clamp, and its own convergence."""
 
 import math
-import os
 import sys
 
 import numpy as np
 import pytest
 from scipy.linalg import expm
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reference import simulate_reference, spike_times  # noqa: E402
-
-from ngc_adex import preset  # noqa: E402  (Naud et al. 2008 presets, ngc_adex/data/presets.json)
-
-# NEST aeif test problem (anchors.md)
-NEST_P = dict(C=200.0, gL=11.0, EL=-70.0, VT=-50.0, DT=2.0, a=3.0, b=0.0,
-              tau_w=300.0, Vr=-58.0, V_peak=0.0, I=420.0)
-NEST_SPIKES = np.array([18.716048, 30.561900, 42.497086, 54.520117,
-                        66.629454, 78.823515, 91.100673])
+from ngc_adex import preset  # (Naud et al. 2008 presets, ngc_adex/data/presets.json)
+from ngc_adex import reference
+from ngc_adex.reference import NEST_PARAMS as NEST_P  # NEST's aeif test problem
+from ngc_adex.reference import NEST_SPIKES, NEST_T, NEST_V0, NEST_W0, simulate_reference, spike_times
 
 LIF_P = dict(C=200.0, gL=10.0, EL=-70.0, VT=-50.0, DT=0.0, a=0.0, b=0.0,
              tau_w=100.0, Vr=-58.0, V_peak=0.0)
@@ -41,7 +34,7 @@ def _lif_times(p, I, T, t_ref=0.0):
 
 # 1 ------------------------------------------------------------------------
 def test_nest_aeif_spike_times():
-    s = spike_times(NEST_P, 100.0, v0=-70.0, w0=5.0)
+    s = spike_times(NEST_P, NEST_T, v0=NEST_V0, w0=NEST_W0)
     assert len(s) == len(NEST_SPIKES)
     np.testing.assert_allclose(s, NEST_SPIKES, rtol=0, atol=1e-5)
 
@@ -132,6 +125,7 @@ def test_refractory_clamp_exact(t_ref):
 
 
 # 5 ------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tonic", "adapting"])
 def test_converged_under_tolerance_halving(name):
     p = preset(name)
@@ -177,3 +171,22 @@ def test_invalid_parameters_rejected():
         simulate_reference(dict(NEST_P, V_peak=-60.0), 10.0)
     with pytest.raises(ValueError):
         simulate_reference(NEST_P, 10.0, t_ref=-1.0)
+
+
+def test_public_api():
+    """The module's documented names; the NEST table is read-only and matches the parameters' problem."""
+    assert set(reference.__all__) <= set(dir(reference))
+    for name in ("simulate_reference", "spike_times", "validate_params"):
+        assert callable(getattr(reference, name)) and getattr(reference, name).__doc__
+    assert reference.validate_params(NEST_P) == {k: v for k, v in NEST_P.items() if k != "I"}
+    with pytest.raises(ValueError):
+        NEST_SPIKES[0] = 0.
+    with pytest.raises(KeyError, match="missing AdEx parameters"):
+        simulate_reference({"C": 200.}, 10.)
+
+
+def test_missing_scipy_names_the_extra(monkeypatch):
+    """Without scipy, a simulation raises an ImportError that says how to install it."""
+    monkeypatch.setitem(sys.modules, "scipy.integrate", None)
+    with pytest.raises(ImportError, match=r"pip install ngc-adex\[reference\]"):
+        spike_times(NEST_P, 1.0)

@@ -144,8 +144,13 @@ def saved(tmp_path_factory):
     first = _scan(advance, 0)
     at_save = _compartments(ctx)
     ctx.save_to_json(str(root), MODEL, overwrite=True)
+    return {"root": root, "ctx": ctx, "advance": advance, "first": first, "at_save": at_save}
 
-    # the fresh process loads and continues while the parent continues uninterrupted
+
+@pytest.fixture(scope="module")
+def continued(saved):
+    """The saved model loaded and continued in a fresh process while the parent continues uninterrupted."""
+    root, advance = saved["root"], saved["advance"]
     out = str(root / "child.npz")
     script = root / "continue_saved.py"
     script.write_text(CHILD)
@@ -154,9 +159,14 @@ def saved(tmp_path_factory):
                             cwd=str(root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         second = _scan(advance, N_STEPS)
-        at_end = _compartments(ctx)
+        at_end = _compartments(saved["ctx"])
     finally:
-        stdout, stderr = proc.communicate(timeout=600)
+        try:
+            stdout, stderr = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+            stderr += "\n[killed after 300 s]"
     proc = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     child = None
     if proc.returncode == 0:
@@ -164,8 +174,7 @@ def saved(tmp_path_factory):
             child = {k: data[k] for k in data.files}
         with open(out + ".json") as f:
             child["meta"] = json.load(f)
-    return {"root": root, "ctx": ctx, "first": first, "second": second, "at_save": at_save,
-            "at_end": at_end, "child": child, "proc": proc}
+    return dict(saved, second=second, at_end=at_end, child=child, proc=proc)
 
 
 def _child(saved):
@@ -174,29 +183,32 @@ def _child(saved):
     return saved["child"]
 
 
-def test_scenario_exercises_spikes_and_refractoriness(saved):
+@pytest.mark.subprocess
+def test_scenario_exercises_spikes_and_refractoriness(continued):
     """Preconditions: the save happens mid-activity, with refractory neurons."""
-    first, second, at_save = saved["first"], saved["second"], saved["at_save"]
+    first, second, at_save = continued["first"], continued["second"], continued["at_save"]
     for i, what in ((1, "precise"), (2, "rk4"), (3, "lif")):
         assert first[i].sum() > 0 and second[i].sum() > 0, what
     assert (at_save["precise.ref_left"] > 0).any() or (at_save["rk4.ref_left"] > 0).any()
     assert (at_save["precise.tols"] > 0).sum() >= N // 2 and (at_save["rk4.tols"] > 0).sum() >= N // 2
 
 
-def test_continuation_in_fresh_process_is_exact(saved):
-    child, second = _child(saved), saved["second"]
+@pytest.mark.subprocess
+def test_continuation_in_fresh_process_is_exact(continued):
+    child, second = _child(continued), continued["second"]
     names = ("input spikes", "precise spikes", "rk4 spikes", "lif spikes", "precise v", "rk4 v",
              "precise t_spike")
     assert len([k for k in child if k.startswith("watched")]) == len(names)
     for i, name in enumerate(names):
         np.testing.assert_array_equal(child[f"watched{i}"], second[i], err_msg=name)
-    for key, value in saved["at_end"].items():
+    for key, value in continued["at_end"].items():
         assert child[key].dtype == value.dtype, key
         np.testing.assert_array_equal(child[key], value, err_msg=key)
 
 
-def test_loaded_cells_are_ngc_adex_with_original_params(saved):
-    child, ctx = _child(saved), saved["ctx"]
+@pytest.mark.subprocess
+def test_loaded_cells_are_ngc_adex_with_original_params(continued):
+    child, ctx = _child(continued), continued["ctx"]
     for name in CELLS:
         meta = child["meta"][name]
         assert meta["class"] == "ngc_adex.cell.AdExCell" and meta["is_ngc_adex"], meta

@@ -24,11 +24,12 @@ def _run_child(*args):
                         f" --xla_force_host_platform_device_count={N_DEVICES}").strip()
     env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"child failed:\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-4000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("method,n", [("euler", 1024), ("precise", 1024), ("euler", 8192), ("precise", 8192)])
 def test_sharded_scan_is_bitwise_identical(method, n):
     res = _run_child("pure", method, str(n))
@@ -39,6 +40,7 @@ def test_sharded_scan_is_bitwise_identical(method, n):
     assert sum(res["collectives"].values()) == 0, f"a neuron-local step needs no communication: {res['collectives']}"
 
 
+@pytest.mark.subprocess
 def test_sharded_state_through_method_process_scan():
     res = _run_child("process", "precise")
     assert res["devices"] == N_DEVICES

@@ -8,6 +8,7 @@ from ngc_adex import preset_kwargs
 from ngc_adex.simulate import simulate
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,precise_times", [("euler", False), ("euler", True), ("precise", True)])
 def test_collected_spikes_are_the_recorded_ones(method, precise_times):
     """37 neurons (not a whole number of bytes of spike bits), 3.5 chunks:

@@ -1,7 +1,26 @@
-"""High-accuracy, event-driven reference solver for the AdEx neuron.
+"""High-accuracy, event-driven reference solver for the AdEx neuron (scipy, float64).
 
-This module is test infrastructure: it is the independent ground truth the other
-tests compare the ngc-learn cell against.  It uses only numpy/scipy, float64.
+An independent ground truth for :class:`~ngc_adex.AdExCell`: the same model in
+the physical (Brette-Gerstner / NEST) parameterisation, integrated with an
+adaptive high-order solver that restarts exactly at every spike, so its spike
+times are exact to ~1e-9 ms.  The test suite and ``benchmarks/`` judge every
+integrator against it, and a user can check their own parameters the same way::
+
+    from ngc_adex import preset
+    from ngc_adex.reference import spike_times
+    ref = spike_times(preset("adapting"), 500.)           # ms; or your own dict
+
+Public API: :func:`simulate_reference`, :func:`spike_times`,
+:func:`validate_params`, and NEST's aeif test problem with its converged spike
+times (:data:`NEST_PARAMS`, :data:`NEST_V0`, :data:`NEST_W0`, :data:`NEST_T`,
+:data:`NEST_SPIKES`).  Needs scipy (``pip install ngc-adex[reference]``),
+imported when a simulation runs; the tables import without it.
+
+A cell built with ``preset_kwargs(name)`` or :func:`~ngc_adex.from_physical`
+simulates the same model as ``p``; from ngc-learn's parameterisation,
+``C = tau_m / resist_m``, ``gL = 1 / resist_m``, ``EL = v_rest``,
+``VT = intrinsic_mem_thr``, ``DT = v_sharpness``, ``Vr = v_reset``,
+``V_peak = thr``, ``a``, ``b``, ``tau_w`` unchanged (``resist_m > 0``).
 
 Model (physical units: C pF, gL nS, EL/VT/DT/Vr/V_peak mV, a nS, tau_w ms,
 b pA, I pA, t ms; pF/nS = ms, mV*nS = pA)::
@@ -63,17 +82,54 @@ import math
 from typing import Callable
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
-__all__ = ["simulate_reference", "spike_times", "validate_params"]
+__all__ = ["simulate_reference", "spike_times", "validate_params", "NEST_PARAMS", "NEST_V0", "NEST_W0",
+           "NEST_T", "NEST_SPIKES"]
+
+#: NEST's aeif test problem (the accuracy test of NEST's ``aeif_*`` models, compared there with a
+#: stored high-accuracy LSODAR solution): physical parameters and the constant current ``I`` (pA)
+NEST_PARAMS = dict(C=200.0, gL=11.0, EL=-70.0, VT=-50.0, DT=2.0, a=3.0, b=0.0, tau_w=300.0, Vr=-58.0,
+                   V_peak=0.0, I=420.0)
+#: its initial state (V0 in mV, w0 in pA) and duration (ms)
+NEST_V0, NEST_W0, NEST_T = -70.0, 5.0, 100.0
+#: its converged spike times (ms, 6 decimals), as NEST's test of that problem lists them;
+#: :func:`spike_times` reproduces them to < 5e-7 ms
+NEST_SPIKES = np.array([18.716048, 30.561900, 42.497086, 54.520117, 66.629454, 78.823515, 91.100673])
+NEST_SPIKES.flags.writeable = False
 
 _PARAM_KEYS = ("C", "gL", "EL", "VT", "DT", "a", "tau_w", "b", "Vr", "V_peak")
 _U_BACK = math.exp(2.0)  # u chart -> V chart when V drops below VT - 2 DT
 _MAX_SPIKES = 1_000_000
 
 
+def _solve_ivp():
+    """scipy's ``solve_ivp``, imported on first use: scipy is an optional dependency."""
+    try:
+        from scipy.integrate import solve_ivp
+    except ImportError as exc:
+        raise ImportError("ngc_adex.reference needs scipy: pip install ngc-adex[reference] "
+                          "(or pip install scipy)") from exc
+    return solve_ivp
+
+
 def validate_params(p: dict, t_ref: float = 0.0) -> dict:
-    """Return a float copy of the AdEx parameters after sanity checks."""
+    """Checks a set of physical AdEx parameters and returns them as floats.
+
+    Args:
+        p: dict with the keys C (pF), gL (nS), EL (mV), VT (mV), DT (mV),
+            a (nS), tau_w (ms), b (pA), Vr (mV) and V_peak (mV), as returned
+            by :func:`~ngc_adex.preset`; other keys (e.g. I) are ignored
+
+        t_ref: absolute refractory period (ms; Default: 0)
+
+    Returns:
+        a new dict of the ten parameters as Python floats
+
+    Raises:
+        KeyError naming the missing parameters; ValueError for C <= 0,
+        gL <= 0, tau_w <= 0, DT < 0, t_ref < 0, Vr not below the spike
+        potential, or a non-finite value
+    """
     missing = [k for k in _PARAM_KEYS if k not in p]
     if missing:
         raise KeyError(f"missing AdEx parameters: {missing}")
@@ -135,30 +191,55 @@ def simulate_reference(
     I_breaks=None,
     method: str = "DOP853",
 ) -> dict:
-    """Simulate the AdEx neuron on [0, T] ms to near machine accuracy.
+    """Simulates one AdEx neuron on [0, T] ms to near machine accuracy.
 
-    Parameters
-    ----------
-    p : dict with keys C, gL, EL, VT, DT, a, tau_w, b, Vr, V_peak and
-        optionally I (pA, constant from t = 0).
-    T : duration in ms.
-    I : input current in pA, overrides ``p["I"]``.  A number (constant from
-        t = 0) or a callable ``I(t)``; for a callable with discontinuities
-        pass their times in ``I_breaks`` so integration restarts there.
-    v0 : initial V in mV (default EL).  w0 : initial w in pA.
-    t_ref : absolute refractory period in ms.
-    t_eval : optional sample times in [0, T]; returned state is
-        right-continuous (post-reset at a spike time).
-    rtol : relative tolerance for solve_ivp.  ``atol_scale`` multiplies the
-        absolute tolerances (1e-12 mV for V, 1e-11 pA for w, 1e-14 for u).
+    Solves ``C dV/dt = -gL (V - EL) + gL DT exp((V - VT)/DT) - w + I``,
+    ``tau_w dw/dt = a (V - EL) - w`` with the reset ``V <- Vr, w <- w + b``
+    when V reaches V_peak (at ``min(V_peak, VT)`` for DT = 0), holding V at Vr
+    for ``t_ref`` after each spike (see the module docstring for the method).
 
-    Returns
-    -------
-    dict with "spikes" (spike times, ms), "t", "v", "w" (float64 arrays;
-    empty when t_eval is None) and "state": a function t -> (V, w) valid
-    on [0, T] (vectorised, right-continuous).
+    Args:
+        p: physical parameters: dict with the keys C (pF), gL (nS), EL (mV),
+            VT (mV), DT (mV), a (nS), tau_w (ms), b (pA), Vr (mV), V_peak (mV)
+            and optionally I (pA, constant from t = 0), e.g. :func:`~ngc_adex.preset`
+
+        T: duration (ms)
+
+        I: input current (pA), overrides ``p["I"]``: a number (constant from
+            t = 0) or a callable ``I(t)`` of t in ms; for a callable with
+            discontinuities pass their times in ``I_breaks`` so that the
+            integration restarts there (Default: ``p.get("I", 0)``)
+
+        v0: initial membrane potential (mV; Default: EL)
+
+        w0: initial adaptation current (pA; Default: 0)
+
+        t_ref: absolute refractory period (ms; Default: 0)
+
+        t_eval: optional sample times (ms) in [0, T]; the sampled state is
+            right-continuous (post-reset at a spike time)
+
+        rtol: relative tolerance of ``scipy.integrate.solve_ivp`` (Default: 1e-11)
+
+        atol_scale: multiplies the absolute tolerances (1e-12 mV for V,
+            1e-11 pA for w, 1e-14 for the transformed variable u)
+
+        I_breaks: times (ms) at which a callable ``I`` jumps
+
+        method: the ``solve_ivp`` method (Default: "DOP853")
+
+    Returns:
+        dict with "spikes" (spike times, ms), "t", "v" (mV), "w" (pA)
+        (float64 arrays at ``t_eval``; empty when t_eval is None) and
+        "state": a function t -> (V, w) valid on [0, T] (vectorised,
+        right-continuous)
+
+    Raises:
+        see :func:`validate_params`; ValueError for T < 0; ImportError
+        without scipy
     """
     prm = validate_params(p, t_ref)
+    solve_ivp = _solve_ivp()
     C, gL, EL, VT, DT = prm["C"], prm["gL"], prm["EL"], prm["VT"], prm["DT"]
     a, tau_w, b, Vr, V_peak = prm["a"], prm["tau_w"], prm["b"], prm["Vr"], prm["V_peak"]
     T = float(T)
@@ -364,6 +445,18 @@ def simulate_reference(
 
 
 def spike_times(p: dict, T: float, **kw) -> np.ndarray:
-    """Spike times (ms) of :func:`simulate_reference`."""
+    """Spike times of one AdEx neuron on [0, T] ms: :func:`simulate_reference`'s "spikes".
+
+    Args:
+        p: physical parameters (see :func:`simulate_reference`)
+
+        T: duration (ms)
+
+        **kw: the keyword arguments of :func:`simulate_reference` (I, v0,
+            w0, t_ref, rtol, ...; t_eval is ignored)
+
+    Returns:
+        float64 array of spike times (ms)
+    """
     kw.pop("t_eval", None)
     return simulate_reference(p, T, **kw)["spikes"]
