@@ -3,12 +3,14 @@ import numpy as np
 import jax.numpy as jnp
 
 from .model import EXP_CAP, PARAM_BOX, STATE_BOUND, AdExParams, Coefficients, spike_potential
+from .receptors import receptor_coefficients
 from .series import D_FAR, U_DEPTH
 
 
-def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
+def coefficients(params: AdExParams, dtype=jnp.float32, receptors=()) -> Coefficients:
     """Derives the step's constants from validated parameters (in float64,
-    then cast to ``dtype``); parameters act as :data:`~ngc_adex.numerics.model.PARAM_BOX` bounds them."""
+    then cast to ``dtype``); parameters act as :data:`~ngc_adex.numerics.model.PARAM_BOX` bounds them.
+    ``receptors``: one :class:`~ngc_adex.numerics.receptors.ReceptorParams` per synaptic receptor."""
     p = {k: np.asarray(v, dtype=np.float64) for k, v in params._asdict().items()}
     p = {k: np.clip(v, *PARAM_BOX.get(k, (-STATE_BOUND, STATE_BOUND))) for k, v in p.items()}
     delta = p["v_sharpness"]
@@ -37,4 +39,5 @@ def coefficients(params: AdExParams, dtype=jnp.float32) -> Coefficients:
         exp_term_reset=exp_term_reset, jac_vv=(exp_term_reset / d_safe - 1.) / p["tau_m"],
     )
     return Coefficients(**{k: (jnp.asarray(v) if np.asarray(v).dtype == bool else jnp.asarray(v, dtype=dtype))
-                           for k, v in out.items()})
+                           for k, v in out.items()},
+                        receptors=tuple(receptor_coefficients(r, p["resist_m"], dtype) for r in receptors))

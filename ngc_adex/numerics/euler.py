@@ -11,7 +11,7 @@ from functools import partial
 
 import jax.numpy as jnp
 
-from . import devices
+from . import devices, receptors
 from .model import EXP_CAP, STATE_BOUND, AdExState, clamp_w
 from .ops import blend, maybe_any, unit_ratio
 from .reset import clamped_share, held_v, serve_refractory, spike_times
@@ -42,8 +42,13 @@ def flight(v, w, j, ref_left, ex, *, dt, c, refractory):
     return jnp.clip(v + dv * h_free, -STATE_BOUND, STATE_BOUND), clamp_w(w + dw * h_free)
 
 
-def advance(state, j, t, dt, c, refractory, track_times):
-    """ngc-learn's forward Euler step from ``t - dt`` to ``t``, the reset at the end of the step."""
+def advance(state, j, t, dt, c, refractory, track_times, syn=None, weights=None):
+    """ngc-learn's forward Euler step from ``t - dt`` to ``t``, the reset at the end of the step.
+    Receptors (``syn``, ``weights``) as ngc-learn's synapses wired into its cell: their update
+    first (decay, then the step's events), then the membrane with their current at the step's v."""
+    if syn is not None:
+        syn = receptors.euler_step(syn, weights, dt, c.receptors)
+        j = j + receptors.synaptic_current(syn.g, state.v, c.receptors)
     # the exponential in a loop of its own, which both of the flight's output loops read
     v1, w1 = devices.materialize(partial(flight, dt=dt, c=c, refractory=refractory),
                                  (state.v, state.w, j, state.ref_left, exp_factor(state.v, c)), dt)
@@ -61,5 +66,6 @@ def advance(state, j, t, dt, c, refractory, track_times):
     crossing = lambda: (t - dt) + r_a + h_free * jnp.where(
         below, unit_ratio(c.v_spike - v0, jnp.where(below, blend(s, v1 - v0, 1.), 1.)), 0.)
     tols, t_spike = spike_times(state, s, t, crossing, track_times)
-    return AdExState(v=blend(s, c.v_reset, v1), w=clamp_w(blend(s, w1 + c.b, w1)),
-                     ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
+    out = AdExState(v=blend(s, c.v_reset, v1), w=clamp_w(blend(s, w1 + c.b, w1)),
+                    ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
+    return out if syn is None else (out, syn)

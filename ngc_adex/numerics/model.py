@@ -87,6 +87,7 @@ class Coefficients(NamedTuple):
     inv_theta_scale: jnp.ndarray
     exp_term_reset: jnp.ndarray  # the exponential term at v_reset (mV)
     jac_vv: jnp.ndarray       # d(dv/dt)/dv at v_reset (1/ms)
+    receptors: tuple = ()     # one receptors.Receptor per synaptic receptor
 
 
 class AdExState(NamedTuple):
@@ -142,9 +143,10 @@ def exp_factor(v, c: Coefficients, coarse):
     return devices.exp(at_most((v - c.v_t) * c.inv_delta, EXP_CAP), coarse)
 
 
-def vw_field(v, w, drive, c: Coefficients, ex=None):
+def vw_field(v, w, drive, c: Coefficients, ex=None, syn=None):
     """(dv/dt, dw/dt) in ms^-1 at state (v, w) under ``drive`` (mV), for the
-    Runge-Kutta integrators (``ex``: the exponential factor at v where already known).
+    Runge-Kutta integrators (``ex``: the exponential factor at v where already known;
+    ``syn``: the receptors' sums (G, J) there, see :mod:`~ngc_adex.numerics.receptors`).
 
     v is clamped to the spike potential (NEST's min(V, V_peak)) and to a
     finite floor, w to a finite box and the exponent to :data:`EXP_CAP`, so any
@@ -154,6 +156,10 @@ def vw_field(v, w, drive, c: Coefficients, ex=None):
     if ex is None:
         ex = exp_factor(v, c, coarse=True)
     exp_term = c.delta * ex
-    dv = (drive - v + exp_term - c.resist_m * w) * c.inv_tau_m
+    if syn is None:
+        dv = (drive - v + exp_term - c.resist_m * w) * c.inv_tau_m
+    else:
+        G, J = syn
+        dv = (drive + J - (1. + G) * v + exp_term - c.resist_m * w) * c.inv_tau_m
     dw = (c.a * (v - c.v_rest) - w) * c.inv_tau_w
     return dv, dw

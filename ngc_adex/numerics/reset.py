@@ -41,10 +41,17 @@ def spike_times(state, s, t, crossing_time, track_times):
     return tols, t_spike
 
 
-def after_spike(v1, w1, crossed, drive, rest, dt, c, refractory, method):
+def free_span(rest, dt, c, refractory):
+    """The part of the step after a spike that is integrated: the ``rest`` of the step after
+    the crossing, less the refractory period (ms, in [0, dt])."""
+    return clamp(rest - c.refract_time if refractory else rest, 0., dt)
+
+
+def after_spike(v1, w1, crossed, drive, rest, dt, c, refractory, method, syn=None):
     """Where the flight ``crossed`` (``w1`` is w after the reset): (v, w) at the
     end of the step, integrated from v_reset over the ``rest`` of the step after
-    the refractory period; elsewhere ``(v1, w1)``.
+    the refractory period; elsewhere ``(v1, w1)``. ``syn``: the receptors' sums and
+    their slopes (G, J, dG/dt, dJ/dt) where that integration starts.
 
     A second-order Taylor step with the Jacobian at v_reset, where the
     exponential term is a constant of the neuron (error below 1e-3 mV after a
@@ -58,11 +65,19 @@ def after_spike(v1, w1, crossed, drive, rest, dt, c, refractory, method):
     # Only where the neuron crossed is the result kept, and there every input is finite; where
     # extreme parameters overflow the Jacobian's product (inf, or NaN from inf * 0), the bounds
     # (compare-and-select: a NaN gives the bound) still end the step finite.
-    h = clamp(rest - c.refract_time if refractory else rest, 0., dt)
-    dv = (drive - c.v_reset + c.exp_term_reset - c.resist_m * w1) * c.inv_tau_m
+    h = free_span(rest, dt, c, refractory)
+    if syn is None:
+        dv = (drive - c.v_reset + c.exp_term_reset - c.resist_m * w1) * c.inv_tau_m
+    else:
+        G, J, dG, dJ = syn
+        dv = (drive + J - (1. + G) * c.v_reset + c.exp_term_reset - c.resist_m * w1) * c.inv_tau_m
     dw = (c.w_refract - w1) * c.inv_tau_w
     if method == "precise" or maybe_any(c.smooth_crossing):
-        dv, dw = (dv + scaled(0.5 * h, c.jac_vv * dv - c.resist_m * c.inv_tau_m * dw),
+        if syn is None:
+            dv2 = c.jac_vv * dv - c.resist_m * c.inv_tau_m * dw
+        else:
+            dv2 = (c.jac_vv - G * c.inv_tau_m) * dv - c.resist_m * c.inv_tau_m * dw + (dJ - dG * c.v_reset) * c.inv_tau_m
+        dv, dw = (dv + scaled(0.5 * h, dv2),
                   dw + (0.5 * h) * (c.a * dv - dw) * c.inv_tau_w)
     bound = STATE_BOUND / dt
     v = c.v_reset + h * clamp(dv, -bound, bound)

@@ -2,7 +2,8 @@
 "heun", "ralston" (two stages, order 2) and "rk4" (four stages, order 4).
 
 Each stage evaluates :func:`~ngc_adex.numerics.model.vw_field`, clamped so that
-any stage value gives a finite field. A crossing of the spike potential is
+any stage value gives a finite field, with the receptors' sums at the stage's time
+(their kinetics solved in closed form). A crossing of the spike potential is
 located by linear interpolation between the ends of the step; for "rk4", where
 v is smooth up to the spike potential (no exponential term, or
 thr <= intrinsic_mem_thr), on RK4's cubic continuous extension instead.
@@ -11,6 +12,7 @@ from functools import partial
 
 import jax.numpy as jnp
 
+from . import receptors
 from .model import STATE_BOUND, Flight, clamp_w, vw_field
 from .ops import maybe_any, safe_ratio, unit_ratio
 
@@ -23,28 +25,29 @@ def _axpy(x, h, k):
 
 
 def step_midpoint(f, x, h, k1=None):
-    """Explicit midpoint (``k1``: f(x) where already known). Returns (x1, stages)."""
-    k1 = f(x) if k1 is None else k1
-    k2 = f(_axpy(x, 0.5 * h, k1))
+    """Explicit midpoint (``f(x, a)``: the field at x and time a h into the step; ``k1``: f(x, 0)
+    where already known). Returns (x1, stages)."""
+    k1 = f(x, 0.) if k1 is None else k1
+    k2 = f(_axpy(x, 0.5 * h, k1), 0.5)
     return _axpy(x, h, k2), (k1, k2)
 
 
 def step_rk2(alpha, f, x, h, k1=None):
     """Explicit two-stage, second-order Runge-Kutta with its second stage at
     ``alpha h`` (1: Heun, 2/3: Ralston). Returns (x1, stages)."""
-    k1 = f(x) if k1 is None else k1
-    k2 = f(_axpy(x, alpha * h, k1))
+    k1 = f(x, 0.) if k1 is None else k1
+    k2 = f(_axpy(x, alpha * h, k1), alpha)
     w2 = 0.5 / alpha
     return tuple(xi + h * ((1. - w2) * a + w2 * b) for xi, a, b in zip(x, k1, k2)), (k1, k2)
 
 
 def step_rk4(f, x, h, k1=None):
-    """Classical fourth-order Runge-Kutta (``k1``: f(x) where already known).
+    """Classical fourth-order Runge-Kutta (``k1``: f(x, 0) where already known).
     Returns (x1, stages)."""
-    k1 = f(x) if k1 is None else k1
-    k2 = f(_axpy(x, 0.5 * h, k1))
-    k3 = f(_axpy(x, 0.5 * h, k2))
-    k4 = f(_axpy(x, h, k3))
+    k1 = f(x, 0.) if k1 is None else k1
+    k2 = f(_axpy(x, 0.5 * h, k1), 0.5)
+    k3 = f(_axpy(x, 0.5 * h, k2), 0.5)
+    k4 = f(_axpy(x, h, k3), 1.)
     x1 = tuple(xi + (h / 6.) * (a + 2. * b + 2. * cc + d) for xi, a, b, cc, d in zip(x, k1, k2, k3, k4))
     return x1, (k1, k2, k3, k4)
 
@@ -76,12 +79,18 @@ def locate_crossing(x0, ks, h, gap0, gap1, level, refinements):
     return theta, rk4_dense(x0, ks, h, theta, 1)
 
 
-def flight(v, w, drive, h, ex0, c, method) -> Flight:
+def flight(v, w, drive, h, ex0, c, method, syn=None) -> Flight:
     """Integrates (v, w) over h (ms) under ``drive`` with the method's tableau
-    (``ex0``: the exponential factor at v)."""
+    (``ex0``: the exponential factor at v; ``syn``: the receptors' state at the start,
+    whose sums the field reads at every stage, exactly)."""
     x0 = (v, w)
-    (v1, w1), ks = STEPPERS[method](lambda x: vw_field(x[0], x[1], drive, c), x0, h,
-                                    vw_field(v, w, drive, c, ex0))
+    if syn is None:
+        field = lambda x, a: vw_field(x[0], x[1], drive, c)
+        k1 = vw_field(v, w, drive, c, ex0)
+    else:
+        field = lambda x, a: vw_field(x[0], x[1], drive, c, syn=receptors.totals_at(syn, a * h, c.receptors))
+        k1 = vw_field(v, w, drive, c, ex0, syn=receptors.totals(syn.g, c.receptors))
+    (v1, w1), ks = STEPPERS[method](field, x0, h, k1)
     crossed = v1 > c.v_spike
     # used where crossed, where v1 > v_spike >= v (v1 = v where the step is spent refractory)
     theta = unit_ratio(c.v_spike - v, v1 - v)

@@ -38,7 +38,7 @@ spikes at the start of the next.
 """
 import jax.numpy as jnp
 
-from . import devices
+from . import devices, receptors
 from .model import STATE_BOUND, Flight
 from .ops import at_least, at_most, horner, maybe_any, quotient, surely_all, unit_newton, unit_ratio
 
@@ -68,16 +68,23 @@ POLE_NEAR = 0.05
 TINY = 1e-30
 
 
-def flight(v, w, drive, h, ex0, c) -> Flight:
+def flight(v, w, drive, h, ex0, c, syn=None) -> Flight:
     """The flight of "precise" over h (ms) from (v, w) under ``drive``
-    (``ex0``: the exponential factor at v): the Taylor series of rho, y, u to
-    order :data:`SERIES_ORDER`, summed for the state at the end of the step
-    and solved for the crossing. ``theta`` is the fraction of h."""
+    (``ex0``: the exponential factor at v; ``syn``: the receptors' state there): the
+    Taylor series of rho, y, u to order :data:`SERIES_ORDER`, summed for the state at
+    the end of the step and solved for the crossing. ``theta`` is the fraction of h.
+
+    Receptors add ``J(t) - G(t) v`` to the forcing: sums of exponentials in time
+    whose Taylor coefficients (:func:`~ngc_adex.numerics.receptors.taylor_totals`)
+    enter the forcing's series, the product ``G v`` as a product of series."""
     order = SERIES_ORDER.get(jnp.result_type(v).name, 6)
     inv_k = [1. / (k + 1) for k in range(order)]
     x0 = (v - c.v_t) * c.inv_delta
     ha = h * c.inv_tau_m
     forcing = drive - v - c.resist_m * w
+    if syn is not None:
+        G0, J0 = receptors.totals(syn.g, c.receptors)
+        forcing = forcing + (J0 - G0 * v)
     # with the exponential term above intrinsic_mem_thr - U_DEPTH D, unless the input moves v by more
     # than SERIES_SPAN D and than the exponential term does in the step (which is then negligible);
     # written as one product, which XLA:CPU fuses into the flight's loop
@@ -91,6 +98,8 @@ def flight(v, w, drive, h, ex0, c) -> Flight:
     # the shorter one (a crossing lies inside it)
     r0 = ha * e0
     r_all = r0 + ha * jnp.abs(forcing) * inv_d
+    if syn is not None:  # a conductance shortens the membrane's time constant to tau_m/(1 + G)
+        r_all = r_all + ha * G0
     reach = jnp.where(r_all > SERIES_REACH, SERIES_REACH / jnp.where(r_all > SERIES_REACH, r_all, 1.), 1.)
     # a_psi psi(rho), psi = rho ln rho - rho + 1, carries u's log singularity at the spike
     # (a_psi = a resist_m tau_m/(tau_w E0)); it matters only within a few steps of it
@@ -107,11 +116,15 @@ def flight(v, w, drive, h, ex0, c) -> Flight:
     # XLA keeps the order of a sum: every sum below adds its newest terms last. In
     # rho_(k+1) = hr/(k+1) sum_i rho_i g_(k-i), g_k = rho_k + t_k - u_k (y_k = -rho_k - t_k, rho y' = -rho'),
     # so rho_k enters through one multiply-add and the rest is known an order earlier.
+    if syn is not None:
+        Gs, Js = receptors.taylor_totals(syn, h * reach, order, c.receptors)
     t_k = 0.
     for k in range(order):
         h_k = hr * inv_k[k]
         if k == 0:
             rho.append(h_k * (e0 + g[0]))
+        elif syn is not None:  # g_k carries the receptors' terms: the plain Cauchy product
+            rho.append(h_k * sum(rho[i] * g[k - i] for i in range(k + 1)))
         else:
             known = sum(rho[i] * g[k - i] for i in range(k - 1, 0, -1)) + (t_k - u[k])
             rho.append(rho[k] * (h_k * (1. + g[0])) + h_k * known)
@@ -120,7 +133,10 @@ def flight(v, w, drive, h, ex0, c) -> Flight:
         y_d.append((k + 1) * y[k + 1])
         u_src = c.a_r * (v - c.v_rest) * inv_d - u[0] if k == 0 else c.a_r * y[k] - u[k]
         u.append((hw * inv_k[k]) * u_src)
-        g.append(-y[k + 1] - (u[k + 1] if coupled else c.couple_u * u[k + 1]))
+        g_next = -y[k + 1] - (u[k + 1] if coupled else c.couple_u * u[k + 1])
+        if syn is not None:  # (J - G v)/d: v = v0 + d y
+            g_next = g_next + ((Js[k + 1] - Gs[k + 1] * v) * inv_d - sum(Gs[i] * y[k + 1 - i] for i in range(k + 1)))
+        g.append(g_next)
         # psi's first coefficient, -(y_1 + rho_1), vanishes (y_1 = -rho_1)
         psi.append(-(y[k + 1] + sum(rho[i] * y[k + 1 - i] for i in range(1, k + 1))) - rho[k + 1] if k else 0.)
     q = [0.] + [u[k] - a_psi * psi[k] for k in range(1, order + 1)]

@@ -16,10 +16,10 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from . import devices, euler, runge_kutta, series
+from . import devices, euler, receptors, runge_kutta, series
 from .model import STATE_BOUND, AdExState, Coefficients, clamp_w, exp_factor, input_drive
 from .ops import blend, clamp, maybe_any
-from .reset import after_spike, clamped_share, held_v, relax_w, serve_refractory, spike_times
+from .reset import after_spike, clamped_share, free_span, held_v, relax_w, serve_refractory, spike_times
 
 METHODS = ("euler", "midpoint", "heun", "ralston", "rk4", "precise")
 #: accepted spellings of each integrator (any case): ngc-learn's names map to the method of
@@ -78,17 +78,22 @@ def _exp_factor_at_start(v, ref_left, dt, c, refractory, method):
     return exp_factor(v, c, coarse)
 
 
-def _fly(v, w, drive, ref_left, ex0, *, dt, c, method, refractory) -> Landing:
+def _fly(v, w, drive, ref_left, ex0, *syn, dt, c, method, refractory) -> Landing:
     """The free flight of every neuron over its share of the step (``ex0``: the
-    exponential factor where it starts), and w after the reset where it crossed."""
+    exponential factor where it starts; ``syn``: the receptors' g, then h, at the
+    start of the step), and w after the reset where it crossed."""
     h = dt
+    n_rec = len(c.receptors)
+    syn = receptors.ReceptorState(syn[:n_rec], syn[n_rec:]) if n_rec else None
     if refractory:
         r_a, v, w = serve_refractory(v, w, ref_left, dt, c)
         h = dt - r_a
+        if n_rec:
+            syn = receptors.evolve(syn, r_a, c.receptors)
     if method == "precise":
-        f = series.flight(v, w, drive, h, ex0, c)
+        f = series.flight(v, w, drive, h, ex0, c, syn)
     else:
-        f = runge_kutta.flight(v, w, drive, h, ex0, c, method)
+        f = runge_kutta.flight(v, w, drive, h, ex0, c, method, syn)
     v1, crossed, theta, w_cross = f.v, f.crossed, f.theta, f.w_cross
     # a flight that starts above the spike potential (v_reset >= thr, or a state set there) spikes at
     # its start; a neuron held for the whole step (h = 0) does not spike
@@ -106,8 +111,16 @@ def _fly(v, w, drive, ref_left, ex0, *, dt, c, method, refractory) -> Landing:
 
 
 def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory: bool,
-            track_times: bool = True) -> AdExState:
+            track_times: bool = True, syn=None, weights=None):
     """Advances every neuron from ``t - dt`` to ``t``.
+
+    With receptors (``c.receptors``), ``syn`` is their
+    :class:`~ngc_adex.numerics.receptors.ReceptorState` at ``t - dt`` and ``weights``
+    (``(n_receptors, batch_size, n_units)``) the summed weights of the presynaptic spikes
+    delivered in the step, which act at ``t - dt``, as an event at the step's start
+    (NEST's convention for spikes delivered on the grid); "euler" instead takes
+    ngc-learn's synapse update (decay, then the events, then the membrane with the new
+    conductances).
 
     Args:
         state: :class:`~ngc_adex.numerics.model.AdExState` at time ``t - dt``
@@ -127,28 +140,39 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
         track_times: update ``t_spike`` with the interpolated crossing time
             (static; costs memory traffic that matters only for "euler")
 
+        syn, weights: the receptors' state and the step's events (see above)
+
     Returns:
-        the :class:`~ngc_adex.numerics.model.AdExState` at time ``t``; at most one spike per neuron and step
+        the :class:`~ngc_adex.numerics.model.AdExState` at time ``t`` (at most one spike per neuron
+        and step); with receptors, the pair (AdExState, ReceptorState) at ``t``
     """
     check_current_shape(j, state.v.shape)
     dt = runtime_step(dt, state.v.dtype)
     if method == "euler":
-        return euler.advance(state, j, t, dt, c, refractory, track_times)
+        return euler.advance(state, j, t, dt, c, refractory, track_times, syn, weights)
+    if syn is not None:
+        syn = receptors.deliver(syn, weights, c.receptors)
     ref_left = state.ref_left
     # the input once, for the flight and the step after a spike (a constant input leaves the time loop)
     drive = input_drive(j, c)
     # the exponential at the start in a loop of its own: at the head of the flight's chains of
     # dependent operations it would hold up the flight's loop
-    args = (state.v, state.w, drive, ref_left, _exp_factor_at_start(state.v, ref_left, dt, c, refractory, method))
+    args = (state.v, state.w, drive, ref_left, _exp_factor_at_start(state.v, ref_left, dt, c, refractory, method),
+            *(() if syn is None else (*syn.g, *syn.h)))
     landing = Landing(*devices.materialize_landing(
         partial(_fly, dt=dt, c=c, method=method, refractory=refractory), args, dt, c))
     s = landing.crossed.astype(landing.v.dtype)
     r_a = clamped_share(ref_left, dt) if refractory else 0.
     t_cross = r_a + landing.theta * (dt - r_a)  # from the step start, where s = 1
     rest = dt - t_cross
-    v, w = after_spike(landing.v, landing.w, landing.crossed, drive, rest, dt, c, refractory, method)
+    sums = None
+    if syn is not None:  # the receptors where the integration after a spike starts
+        at = receptors.evolve(syn, dt - free_span(rest, dt, c, refractory), c.receptors)
+        sums = (*receptors.totals(at.g, c.receptors), *receptors.slopes(at, c.receptors))
+    v, w = after_spike(landing.v, landing.w, landing.crossed, drive, rest, dt, c, refractory, method, sums)
     if refractory:
         ref_left = blend(s, jnp.maximum(c.refract_time - rest, 0.), jnp.maximum(ref_left - dt, 0.))
         v = jnp.where(ref_left > 0., c.v_reset, v)  # exactly v_reset while clamped
     tols, t_spike = spike_times(state, s, t, lambda: (t - dt) + t_cross, track_times)
-    return AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
+    out = AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
+    return out if syn is None else (out, receptors.evolve(syn, dt, c.receptors))
