@@ -325,3 +325,34 @@ def test_current_receptor_accepts_negative_weights():
     r = simulate_reference(PASSIVE, 10.0, t_eval=[5.0], receptors=[{"kind": "exp", "tau_decay": 1.0, "E_rev": None}],
                            events=[([5.0], [-100.0])])
     assert r["g"][0, 0] == -100.0 and r["i_syn"][0] == -100.0
+
+
+# 7 ------------------------------------------------------------------------
+def test_benchmark_problems_and_comparison():
+    """benchmarks/receptors_nest.py: the problems' merged events, the runner hook and the error measures."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
+                        "receptors_nest.py")
+    spec = importlib.util.spec_from_file_location("receptors_nest", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    problems = bench.make_problems()
+    assert len(problems) == 2 * len(bench.PROBLEM_SPECS)
+    for prob in problems:
+        assert len(prob.events) == len(prob.receptors) == 2
+        for (times, weights), trains in zip(prob.events, prob.inputs):
+            assert len(times) == sum(len(tr) for tr, _ in trains) > 0
+            assert np.all(np.diff(times) >= 0) and times[0] >= 2 * bench.GRID - 1e-12
+            np.testing.assert_allclose(times / bench.GRID, np.round(times / bench.GRID), atol=1e-9)
+    ref = np.array([1.02, 5.0, 7.55])
+    grid_times = np.array([1.1, 5.0, 7.6])
+    c = bench.compare(ref, grid_times, grid=0.1)
+    assert c["n"] == 3 and c["off_step"] == 0 and abs(c["max_err"] - 0.08) < 1e-12
+    assert bench.compare(ref, np.array([1.1, 5.1]), grid=0.1)["off_step"] == 2  # one late, one missing
+    bench.register_runner("test runner", lambda prob: grid_times, grid=0.1)
+    try:
+        assert bench.RUNNER_GRID["test runner"] == 0.1 and "test runner" in bench.RUNNERS
+    finally:
+        bench.RUNNERS.pop("test runner")
+        bench.RUNNER_GRID.pop("test runner")
