@@ -46,6 +46,7 @@ Usage::
     python benchmarks/receptors_nest.py --json out.json
 """
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -155,7 +156,7 @@ def register_runner(name, fn, grid=None):
 
 def nest_available():
     try:
-        import nest  # noqa: F401
+        importlib.import_module("nest")
     except Exception:  # ImportError, or a broken installation
         return False
     return True
