@@ -11,7 +11,7 @@ integrator against it, and a user can check their own parameters the same way::
     ref = spike_times(preset("adapting"), 500.)           # ms; or your own dict
 
 Public API: :func:`simulate_reference`, :func:`spike_times`,
-:func:`validate_params`, and NEST's aeif test problem with its converged spike
+:func:`validate_params`, :func:`beta_peak_time`, and NEST's aeif test problem with its converged spike
 times (:data:`NEST_PARAMS`, :data:`NEST_V0`, :data:`NEST_W0`, :data:`NEST_T`,
 :data:`NEST_SPIKES`).  Needs scipy (``pip install ngc-adex[reference]``),
 imported when a simulation runs; the tables import without it.
@@ -26,7 +26,16 @@ Model (physical units: C pF, gL nS, EL/VT/DT/Vr/V_peak mV, a nS, tau_w ms,
 b pA, I pA, t ms; pF/nS = ms, mV*nS = pA)::
 
     C dV/dt     = -gL (V - EL) + gL DT exp((V - VT)/DT) - w + I
+                  - sum_k g_k(t) (V - E_k) + sum_j i_j(t)
     tau_w dw/dt = a (V - EL) - w
+
+with optional synaptic receptors (``receptors=``, ``events=``; none by
+default): conductances g_k (nS, reversal potential E_k) and currents i_j (pA),
+each an "exp", "alpha" or "beta" (double exponential) response to events at
+given times with given weights, as NEST's aeif_cond_exp, aeif_cond_alpha,
+aeif_cond_beta_multisynapse, aeif_psc_exp and aeif_psc_alpha.  Between events
+they are known sums of exponentials, evaluated exactly; the integration
+restarts at every event time.
 
 Spike when V reaches V_peak (DT > 0; V_peak <= VT allowed: detection below the
 exponential's threshold) or min(V_peak, VT) (DT == 0, the integrate-and-fire
@@ -63,6 +72,10 @@ event.  Two charts are used for DT > 0:
   The spike is the terminal event u = u_peak (downward); a terminal event
   u = exp(2) (upward, V = VT - 2 DT) switches back to the V chart.
 
+Synaptic currents enter both charts through the non-exponential part of
+C dV/dt (I above becomes I + sum_k g_k (E_k - V) + sum_j i_j), which leaves
+the cancellation in dq/dt intact.
+
 For DT == 0 the "V" chart is used with the linear right-hand side and a
 terminal spike event at V = VT.
 
@@ -83,8 +96,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["simulate_reference", "spike_times", "validate_params", "NEST_PARAMS", "NEST_V0", "NEST_W0",
-           "NEST_T", "NEST_SPIKES"]
+__all__ = ["simulate_reference", "spike_times", "validate_params", "beta_peak_time", "RECEPTOR_KINDS",
+           "NEST_PARAMS", "NEST_V0", "NEST_W0", "NEST_T", "NEST_SPIKES"]
 
 #: NEST's aeif test problem (the accuracy test of NEST's ``aeif_*`` models, compared there with a
 #: stored high-accuracy LSODAR solution): physical parameters and the constant current ``I`` (pA)
@@ -177,6 +190,209 @@ class _Current:
         return T
 
 
+RECEPTOR_KINDS = ("exp", "alpha", "beta")
+_RECEPTOR_KEYS = ("kind", "tau_decay", "tau_rise", "E_rev")
+
+
+def _phi(s, delta):
+    """(1 - exp(-s delta)) / delta, and its limit s for delta == 0, without cancellation."""
+    if delta == 0.0:
+        return s
+    return -np.expm1(-s * delta) / delta
+
+
+def beta_peak_time(tau_rise: float, tau_decay: float) -> float:
+    """Time (ms) of the peak of the double exponential ``exp(-t/tau_decay) - exp(-t/tau_rise)``.
+
+    ``t_p = tau_decay tau_rise ln(tau_decay/tau_rise) / (tau_decay - tau_rise)`` (NEST's
+    aeif_cond_beta_multisynapse), evaluated as ``tau_decay log1p(x)/x``, ``x = (tau_decay -
+    tau_rise)/tau_rise``, so that it tends smoothly to ``tau_decay`` (the alpha function's peak)
+    as ``tau_rise -> tau_decay``; ``tau_decay`` exactly for equal time constants.
+    """
+    tau_rise, tau_decay = float(tau_rise), float(tau_decay)
+    x = (tau_decay - tau_rise) / tau_rise
+    return tau_decay if x == 0.0 else tau_decay * math.log1p(x) / x
+
+
+class _Receptors:
+    """Validated receptors with their event-driven states, exact between events.
+
+    Each receptor has a state (g, h): ``dg/dt = h - g/tau_decay``, ``dh/dt = -h/tau_rise``
+    (h == 0 for kind "exp"; tau_rise = tau_decay for "alpha"), so between events, s after
+    an anchor state (g_a, h_a),
+
+        h(s) = h_a exp(-s/tau_rise)
+        g(s) = exp(-s/tau_decay) (g_a + h_a phi(s)),  phi(s) = (1 - exp(-s delta))/delta,
+        delta = 1/tau_rise - 1/tau_decay >= 0  (phi(s) = s for delta == 0).
+
+    An event of weight q adds q to g ("exp"), q e/tau_decay to h ("alpha": peak q at
+    tau_decay) or q/K(t_p) to h ("beta", K(s) = exp(-s/tau_decay) phi(s) the response to a
+    unit h: peak q at t_p, NEST's normalisation).  The states right after every distinct
+    event time (the anchors) are computed once, exactly up to rounding.
+    """
+
+    def __init__(self, receptors, events, T):
+        receptors = [] if receptors is None else list(receptors)
+        if events is None:
+            events = [(np.empty(0), np.empty(0))] * len(receptors)
+        events = list(events)
+        if len(events) != len(receptors):
+            raise ValueError(f"events must have one (times, weights) pair per receptor: got {len(events)} "
+                             f"for {len(receptors)} receptors")
+        self.n = len(receptors)
+        self.tau_d, self.inv_tr, self.delta, self.jump_h, self.E = [], [], [], [], []
+        self.is_exp = []
+        times_k, weights_k = [], []
+        for k, r in enumerate(receptors):
+            name = f"receptors[{k}]"
+            if not isinstance(r, dict):
+                raise ValueError(f"{name} must be a dict with the keys kind, tau_decay, (tau_rise), E_rev")
+            unknown = sorted(set(r) - set(_RECEPTOR_KEYS))
+            if unknown:
+                raise ValueError(f"{name}: unknown keys {unknown} (allowed: {list(_RECEPTOR_KEYS)})")
+            kind = r.get("kind", "exp")
+            if kind not in RECEPTOR_KINDS:
+                raise ValueError(f"{name}['kind'] must be one of {RECEPTOR_KINDS}, got {kind!r}")
+            if "E_rev" not in r:
+                raise ValueError(f"{name}['E_rev'] is required: the reversal potential (mV) of a "
+                                 f"conductance receptor, or None for a current receptor")
+            if "tau_decay" not in r:
+                raise ValueError(f"{name}['tau_decay'] (ms) is required")
+            tau_d = float(r["tau_decay"])
+            if not (math.isfinite(tau_d) and tau_d > 0):
+                raise ValueError(f"{name}['tau_decay'] must be finite and > 0, got {r['tau_decay']!r}")
+            if kind == "beta":
+                if "tau_rise" not in r:
+                    raise ValueError(f"{name}['tau_rise'] (ms) is required for kind 'beta'")
+                tau_r = float(r["tau_rise"])
+                if not (math.isfinite(tau_r) and tau_r > 0):
+                    raise ValueError(f"{name}['tau_rise'] must be finite and > 0, got {r['tau_rise']!r}")
+                if not tau_r <= tau_d:
+                    raise ValueError(f"{name}: tau_rise ({tau_r}) must be <= tau_decay ({tau_d})")
+            elif "tau_rise" in r:
+                raise ValueError(f"{name}['tau_rise'] is only for kind 'beta' (kind is {kind!r})")
+            else:
+                tau_r = tau_d
+            E = r["E_rev"]
+            if E is not None:
+                E = float(E)
+                if not math.isfinite(E):
+                    raise ValueError(f"{name}['E_rev'] must be finite (or None for a current receptor)")
+            delta = 0.0 if tau_r == tau_d else 1.0 / tau_r - 1.0 / tau_d
+            if kind == "exp":
+                jump = 1.0
+            else:
+                t_p = beta_peak_time(tau_r, tau_d)
+                jump = 1.0 / (math.exp(-t_p / tau_d) * _phi(t_p, delta))
+            self.tau_d.append(tau_d)
+            self.inv_tr.append(1.0 / tau_r)
+            self.delta.append(delta)
+            self.jump_h.append(jump)
+            self.E.append(E)
+            self.is_exp.append(kind == "exp")
+
+            ev = events[k]
+            try:
+                t_ev, w_ev = ev
+            except (TypeError, ValueError):
+                raise ValueError(f"events[{k}] must be a (times, weights) pair") from None
+            t_ev = np.atleast_1d(np.asarray(t_ev, dtype=np.float64)).ravel()
+            w_ev = np.asarray(w_ev, dtype=np.float64)
+            if w_ev.ndim == 0:
+                w_ev = np.full(t_ev.shape, float(w_ev))
+            w_ev = w_ev.ravel()
+            if w_ev.shape != t_ev.shape:
+                raise ValueError(f"events[{k}]: {t_ev.size} times but {w_ev.size} weights")
+            if not np.all(np.isfinite(t_ev)) or np.any(t_ev < 0):
+                raise ValueError(f"events[{k}] times must be finite and >= 0 (ms)")
+            if not np.all(np.isfinite(w_ev)):
+                raise ValueError(f"events[{k}] weights must be finite")
+            if E is not None and np.any(w_ev < 0):
+                raise ValueError(f"events[{k}] weights must be >= 0 (nS) for a conductance receptor "
+                                 f"(receptors[{k}] has E_rev = {E}); use a receptor with a lower E_rev "
+                                 f"for inhibition")
+            keep = t_ev <= T  # events after T have no effect on [0, T]
+            times_k.append(t_ev[keep])
+            weights_k.append(w_ev[keep])
+
+        self.t_anchor = np.unique(np.concatenate(times_k)) if self.n else np.empty(0)
+        n_a = len(self.t_anchor)
+        inc = np.zeros((self.n, n_a))
+        for k in range(self.n):
+            np.add.at(inc[k], np.searchsorted(self.t_anchor, times_k[k]), weights_k[k])
+        # anchor states right after each distinct event time
+        self.g_a = np.zeros((self.n, n_a))
+        self.h_a = np.zeros((self.n, n_a))
+        for k in range(self.n):
+            g = h = 0.0
+            t_prev = 0.0
+            tau_d, inv_tr, delta = self.tau_d[k], self.inv_tr[k], self.delta[k]
+            for j in range(n_a):
+                s = self.t_anchor[j] - t_prev
+                if s > 0:
+                    g = math.exp(-s / tau_d) * (g + h * _phi(s, delta))
+                    h = h * math.exp(-s * inv_tr)
+                if self.is_exp[k]:
+                    g += inc[k, j]
+                else:
+                    h += inc[k, j] * self.jump_h[k]
+                self.g_a[k, j], self.h_a[k, j] = g, h
+                t_prev = self.t_anchor[j]
+        self.cond = [k for k in range(self.n) if self.E[k] is not None]
+        self.curr = [k for k in range(self.n) if self.E[k] is None]
+
+    def next_break(self, t, T):
+        """The first event time after t (or T)."""
+        j = np.searchsorted(self.t_anchor, t, side="right")
+        return min(float(self.t_anchor[j]), T) if j < len(self.t_anchor) else T
+
+    def segment(self, t):
+        """syn(t', v): the synaptic current (pA) for t' from t up to the next event, or None."""
+        if self.n == 0:
+            return None
+        j = int(np.searchsorted(self.t_anchor, t, side="right")) - 1
+        if j < 0:
+            return None  # nothing received yet
+        t_a = float(self.t_anchor[j])
+        terms = [(self.tau_d[k], self.delta[k], float(self.g_a[k, j]), float(self.h_a[k, j]), self.E[k])
+                 for k in range(self.n) if self.g_a[k, j] != 0.0 or self.h_a[k, j] != 0.0]
+        exp, expm1 = math.exp, math.expm1
+
+        def syn(tt, v):
+            s = tt - t_a
+            total = 0.0
+            for tau_d, delta, g_a, h_a, E in terms:
+                phi = s if delta == 0.0 else -expm1(-s * delta) / delta
+                g = exp(-s / tau_d) * (g_a + h_a * phi)
+                total += g if E is None else g * (E - v)
+            return total
+
+        return syn
+
+    def values(self, tq):
+        """Receptor states g_k at the times tq: array (n_receptors, len(tq)), right-continuous."""
+        tq = np.atleast_1d(np.asarray(tq, dtype=np.float64))
+        out = np.zeros((self.n, tq.size))
+        if self.n == 0 or len(self.t_anchor) == 0:
+            return out
+        j = np.searchsorted(self.t_anchor, tq, side="right") - 1
+        got = j >= 0
+        jj = j[got]
+        s = tq[got] - self.t_anchor[jj]
+        for k in range(self.n):
+            out[k, got] = np.exp(-s / self.tau_d[k]) * (self.g_a[k, jj] + self.h_a[k, jj] * _phi(s, self.delta[k]))
+        return out
+
+    def current(self, g, v):
+        """Total synaptic current (pA) from receptor states g (n_receptors, n) at potentials v."""
+        i = np.zeros(np.shape(v))
+        for k in self.cond:
+            i = i + g[k] * (self.E[k] - v)
+        for k in self.curr:
+            i = i + g[k]
+        return i
+
+
 def simulate_reference(
     p: dict,
     T: float,
@@ -190,6 +406,8 @@ def simulate_reference(
     atol_scale: float = 1.0,
     I_breaks=None,
     method: str = "DOP853",
+    receptors=None,
+    events=None,
 ) -> dict:
     """Simulates one AdEx neuron on [0, T] ms to near machine accuracy.
 
@@ -228,14 +446,45 @@ def simulate_reference(
 
         method: the ``solve_ivp`` method (Default: "DOP853")
 
+        receptors: optional synaptic receptors, a sequence of dicts, each with
+            "kind": "exp", "alpha" or "beta" (Default "exp");
+            "tau_decay": decay time constant (ms, > 0);
+            "tau_rise": rise time constant (ms, 0 < tau_rise <= tau_decay;
+            "beta" only, equal time constants give the alpha function);
+            "E_rev": reversal potential (mV) of a conductance receptor, whose
+            weights are conductances (nS, >= 0) and which adds
+            ``-g_k(t) (V - E_rev)`` to ``C dV/dt``, or None for a current
+            receptor, whose weights are currents (pA, any sign) and which
+            adds ``+i_k(t)``.  An event of weight q adds q to g ("exp",
+            which then decays with tau_decay), or starts a response with
+            peak q: ``q (t/tau) e^(1 - t/tau)`` ("alpha", peak at tau =
+            tau_decay; NEST's aeif_cond_alpha / aeif_psc_alpha) or the
+            double exponential normalised to peak q at
+            ``t_p = tau_decay tau_rise ln(tau_decay/tau_rise)/(tau_decay - tau_rise)``
+            ("beta", NEST's aeif_cond_beta_multisynapse).  The receptors
+            are exact (sums of exponentials between events), evolve during
+            the refractory clamp, and are not changed by spikes.
+
+        events: with ``receptors``, one ``(times, weights)`` pair per
+            receptor: event times (ms, >= 0; those after T are ignored) and
+            weights (nS or pA; a scalar applies to every event).  An event
+            at t_e changes the receptor state at t_e (right-continuous;
+            events at equal times add up) and the integration restarts
+            there.  (Default: no events)
+
     Returns:
-        dict with "spikes" (spike times, ms), "t", "v" (mV), "w" (pA)
-        (float64 arrays at ``t_eval``; empty when t_eval is None) and
-        "state": a function t -> (V, w) valid on [0, T] (vectorised,
-        right-continuous)
+        dict with "spikes" (spike times, ms), "t", "v" (mV), "w" (pA),
+        "g" (array (len(receptors), len(t)): receptor conductances g_k in
+        nS, or currents i_k in pA for current receptors) and "i_syn" (the
+        total synaptic current ``sum g_k (E_k - V) + sum i_k``, pA) (float64
+        arrays at ``t_eval``; empty when t_eval is None), "state": a
+        function t -> (V, w) valid on [0, T] (vectorised, right-continuous)
+        and "receptor_state": a function t -> g (array (len(receptors),
+        len(t)), right-continuous)
 
     Raises:
-        see :func:`validate_params`; ValueError for T < 0; ImportError
+        see :func:`validate_params`; ValueError for T < 0, or for invalid
+        receptors or events (naming the receptor / events entry); ImportError
         without scipy
     """
     prm = validate_params(p, t_ref)
@@ -249,6 +498,7 @@ def simulate_reference(
     if I is None:
         I = p.get("I", 0.0)
     cur = _Current(I, I_breaks)
+    rec = _Receptors(receptors, events, T)
     V = EL if v0 is None else float(v0)
     w = float(w0)
 
@@ -270,9 +520,14 @@ def simulate_reference(
     atol_u = 1e-14 * atol_scale
 
     # ---------------------------------------------------------------- RHS
+    syn = None  # the synaptic current (pA) of the current inter-event segment: syn(t, V)
+
+    def drive(t, v):  # I(t) plus the synaptic current
+        return cur(t) if syn is None else cur(t) + syn(t, v)
+
     def rhs_V(t, y):
         v, ww = y[0], y[1]
-        dv = -gL * (v - EL) - ww + cur(t)
+        dv = -gL * (v - EL) - ww + drive(t, v)
         if expo:
             dv += gL * DT * math.exp(min((v - VT) / DT, 300.0))
         return [dv / C, (a * (v - EL) - ww) / tau_w]
@@ -287,7 +542,7 @@ def simulate_reference(
         ulu = u * lu
         ww = q + kappa * (ulu - u + 1.0)
         v = VT - DT * lu
-        g = -(-gL * (v - EL) - ww + cur(t)) / (DT * C)
+        g = -(-gL * (v - EL) - ww + drive(t, v)) / (DT * C)
         return [-1.0 / tau_m + u * g, (a * (VT - EL) - ww) / tau_w - kappa * ulu * g]
 
     def u_to_Vw(u, q):
@@ -345,7 +600,8 @@ def simulate_reference(
             continue
         if t >= T:
             break
-        t_end = cur.next_break(t, T)
+        t_end = min(cur.next_break(t, T), rec.next_break(t, T))
+        syn = rec.segment(t)
         if expo and V >= VT:
             # u chart
             u0 = math.exp(-(V - VT) / DT)
@@ -435,12 +691,16 @@ def simulate_reference(
     else:
         t_out = np.asarray(t_eval, dtype=np.float64).ravel()
         v_out, w_out = state(t_out)
+    g_out = rec.values(t_out)
     return {
         "spikes": np.asarray(spikes, dtype=np.float64),
         "t": t_out,
         "v": np.asarray(v_out, dtype=np.float64),
         "w": np.asarray(w_out, dtype=np.float64),
+        "g": g_out,
+        "i_syn": np.asarray(rec.current(g_out, v_out), dtype=np.float64),
         "state": state,
+        "receptor_state": rec.values,
     }
 
 
@@ -453,7 +713,7 @@ def spike_times(p: dict, T: float, **kw) -> np.ndarray:
         T: duration (ms)
 
         **kw: the keyword arguments of :func:`simulate_reference` (I, v0,
-            w0, t_ref, rtol, ...; t_eval is ignored)
+            w0, t_ref, rtol, receptors, events, ...; t_eval is ignored)
 
     Returns:
         float64 array of spike times (ms)
