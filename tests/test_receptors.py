@@ -106,6 +106,7 @@ WEIGHTS = (6., 8., 5., 150.)  # nS, nS, nS, pA: one event each at t = 0
 def test_convergence_order_with_receptors_below_threshold():
     """Every integrator (euler excepted: ngc-learn's synapse order is first order by design) keeps its
     order with all four receptor kinds acting, against scipy on the same equations (float64)."""
+    # precise: at least the order of its receptor-less series (its error here falls faster still)
     expected = {"midpoint": 2, "heun": 2, "ralston": 2, "rk4": 4, "precise": numerics.series.SERIES_ORDER["float64"]}
     T, v0 = 20., -60.
     with jax.enable_x64(True):
@@ -127,7 +128,7 @@ def test_convergence_order_with_receptors_below_threshold():
                 errs.append(abs(float(s.v[0, 0]) - ref_v) + abs(float(s.w[0, 0]) - ref_w))
             errs = np.array(errs)
             slopes = np.log(errs[:-1] / errs[1:]) / np.log(np.array(dts[:-1]) / np.array(dts[1:]))
-            # at least the order; the Runge-Kutta methods at it (precise's error here falls faster still)
+            # at least the order; the Runge-Kutta methods at it
             assert np.all(slopes > order - 0.4) and (method == "precise" or np.all(slopes < order + 0.4)), \
                 (method, errs, slopes)
 
@@ -163,3 +164,55 @@ def test_extreme_conductances_and_time_constants_stay_finite(method):
     for x in (*s, *g):
         assert np.isfinite(np.asarray(x)).all(), method
     assert (np.asarray(s.v) <= max(KW["thr"], KW["v_reset"])).all()
+
+
+# --- spiking under Poisson input against the reference -------------------------------------------
+BG = dict(C=281.0, g_L=30.0, E_L=-70.6, V_T=-50.4, Delta_T=2.0, a=4.0, tau_w=144.0, b=80.5, V_reset=-70.6,
+          V_peak=0.0)
+#: (receptors in the reference's format, excitatory and inhibitory weight): NEST's aeif_cond_exp,
+#: aeif_cond_alpha, aeif_cond_beta_multisynapse and aeif_psc_exp with their default time constants
+POISSON_CASES = {
+    "cond_exp": ([dict(kind="exp", tau_decay=0.2, E_rev=0.0), dict(kind="exp", tau_decay=2.0, E_rev=-85.0)], 60., 6.),
+    "cond_alpha": ([dict(kind="alpha", tau_decay=0.2, E_rev=0.0), dict(kind="alpha", tau_decay=2.0, E_rev=-85.0)],
+                   25., 2.5),
+    "cond_beta": ([dict(kind="beta", tau_rise=0.2, tau_decay=2.0, E_rev=0.0),
+                   dict(kind="beta", tau_rise=0.5, tau_decay=5.0, E_rev=-85.0)], 4., 1.),
+    "psc_exp": ([dict(kind="exp", tau_decay=0.2, E_rev=None), dict(kind="exp", tau_decay=2.0, E_rev=None)],
+                3000., -250.),
+}
+
+
+def _poisson_events(w_ex, w_in, T=500., dt=0.1, seed=2024):
+    """20 excitatory and 10 inhibitory Poisson trains at 20 Hz on the dt grid, merged per receptor."""
+    rng = np.random.default_rng(seed)
+    events = []
+    for n, weight in ((20, w_ex), (10, w_in)):
+        steps = np.concatenate([np.unique(rng.integers(2, int(T / dt), rng.poisson(20. * T / 1000.)))
+                                for _ in range(n)])
+        events.append((np.sort(steps) * dt, np.full(len(steps), weight)))
+    return events
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", POISSON_CASES)
+def test_precise_spike_times_under_poisson_receptor_input(case):
+    """precise at dt = 0.1 ms in float32 against the reference: exact counts, median |error| <= 1e-3 ms."""
+    from ngc_adex import from_physical
+    from ngc_adex.reference import simulate_reference
+    recs, w_ex, w_in = POISSON_CASES[case]
+    T, dt, current = 500., 0.1, 700.
+    events = _poisson_events(w_ex, w_in)
+    ref = simulate_reference({**{"C": BG["C"], "gL": BG["g_L"], "EL": BG["E_L"], "VT": BG["V_T"], "DT": BG["Delta_T"],
+                                 "a": BG["a"], "tau_w": BG["tau_w"], "b": BG["b"], "Vr": BG["V_reset"],
+                                 "V_peak": BG["V_peak"]}}, T, I=current, receptors=recs, events=events)["spikes"]
+    kw = from_physical(**BG)
+    c = numerics.coefficients(numerics.AdExParams(**{k: np.float64(kw[k]) for k in numerics.AdExParams._fields}),
+                              jnp.float32, [R.ReceptorParams(r["kind"], r["tau_decay"], r.get("tau_rise"), r["E_rev"])
+                                            for r in recs])
+    n = int(round(T / dt))
+    w = np.zeros((n, len(recs), 1, 1))
+    for k, (times, weights) in enumerate(events):
+        np.add.at(w[:, k, 0, 0], np.round(times / dt).astype(int), weights)  # acts at the step's start
+    _, _, (times,) = _run("precise", c, n, dt, current, w, kw["v0"], jnp.float32)
+    assert len(ref) > 5 and len(times) == len(ref), (len(times), len(ref))
+    assert np.median(np.abs(times - ref)) <= 1e-3, np.abs(times - ref)

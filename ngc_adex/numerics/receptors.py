@@ -160,6 +160,22 @@ def slopes(state: ReceptorState, receptors):
                    for k, r in enumerate(receptors)], receptors)
 
 
+def _g_integral(r: Receptor, g0, h0, s):
+    """The integral of one receptor's g over [0, s] from (g0, h0)."""
+    e_d, e_r = _decays(r, s)
+    i_d = (1. - e_d) / r.lam_d  # the integral of e^(-lam_d t)
+    if r.kind == "exp":
+        return g0 * i_d
+    if r.kind == "alpha":  # the integral of t e^(-lam t): (1 - e^(-lam s) (1 + lam s))/lam^2
+        return g0 * i_d + h0 * (i_d - s * e_d) / r.lam_d
+    return g0 * i_d + h0 * r.inv_gap * (i_d - (1. - e_r) / r.lam_r)
+
+
+def integrals(state: ReceptorState, s, receptors):
+    """The integrals of G and J over the ``s`` ms after ``state`` (ms, mV ms)."""
+    return totals([_g_integral(r, state.g[k], state.h[k], s) for k, r in enumerate(receptors)], receptors)
+
+
 def taylor_totals(state: ReceptorState, span, order, receptors):
     """Taylor coefficients of G and J over ``span`` ms from ``state``: lists ``G_n``,
     ``J_n`` (n = 0..order) with ``G(theta span) = sum_n G_n theta^n``."""

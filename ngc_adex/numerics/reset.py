@@ -7,6 +7,7 @@ but "euler", integrated over the rest of the step after its refractory period.
 """
 import jax.numpy as jnp
 
+from . import receptors
 from .model import STATE_BOUND
 from .ops import blend, clamp, maybe_any, scaled
 
@@ -50,8 +51,8 @@ def free_span(rest, dt, c, refractory):
 def after_spike(v1, w1, crossed, drive, rest, dt, c, refractory, method, syn=None):
     """Where the flight ``crossed`` (``w1`` is w after the reset): (v, w) at the
     end of the step, integrated from v_reset over the ``rest`` of the step after
-    the refractory period; elsewhere ``(v1, w1)``. ``syn``: the receptors' sums and
-    their slopes (G, J, dG/dt, dJ/dt) where that integration starts.
+    the refractory period; elsewhere ``(v1, w1)``. ``syn``: the receptors' state
+    where that integration starts.
 
     A second-order Taylor step with the Jacobian at v_reset, where the
     exponential term is a constant of the neuron (error below 1e-3 mV after a
@@ -61,26 +62,29 @@ def after_spike(v1, w1, crossed, drive, rest, dt, c, refractory, method, syn=Non
     costs their spike times (~0.2 ms, about 1 mV at the reset). Where v is
     smooth up to the spike potential (no exponential term, or
     thr <= intrinsic_mem_thr) their spike times are accurate, and so must be
-    the step after a spike."""
+    the step after a spike. The receptors' input ``J - G v_reset`` enters
+    through its exact integral over the span (receptors may be faster than
+    the step), and G's coupling to v's change through the Jacobian."""
     # Only where the neuron crossed is the result kept, and there every input is finite; where
     # extreme parameters overflow the Jacobian's product (inf, or NaN from inf * 0), the bounds
     # (compare-and-select: a NaN gives the bound) still end the step finite.
     h = free_span(rest, dt, c, refractory)
-    if syn is None:
-        dv = (drive - c.v_reset + c.exp_term_reset - c.resist_m * w1) * c.inv_tau_m
-    else:
-        G, J, dG, dJ = syn
-        dv = (drive + J - (1. + G) * c.v_reset + c.exp_term_reset - c.resist_m * w1) * c.inv_tau_m
+    dv = (drive - c.v_reset + c.exp_term_reset - c.resist_m * w1) * c.inv_tau_m
     dw = (c.w_refract - w1) * c.inv_tau_w
     if method == "precise" or maybe_any(c.smooth_crossing):
         if syn is None:
             dv2 = c.jac_vv * dv - c.resist_m * c.inv_tau_m * dw
         else:
-            dv2 = (c.jac_vv - G * c.inv_tau_m) * dv - c.resist_m * c.inv_tau_m * dw + (dJ - dG * c.v_reset) * c.inv_tau_m
+            G, J = receptors.totals(syn.g, c.receptors)
+            dv2 = (c.jac_vv - G * c.inv_tau_m) * (dv + (J - G * c.v_reset) * c.inv_tau_m) \
+                - c.resist_m * c.inv_tau_m * dw
         dv, dw = (dv + scaled(0.5 * h, dv2),
                   dw + (0.5 * h) * (c.a * dv - dw) * c.inv_tau_w)
     bound = STATE_BOUND / dt
     v = c.v_reset + h * clamp(dv, -bound, bound)
+    if syn is not None:
+        int_G, int_J = receptors.integrals(syn, h, c.receptors)
+        v = v + clamp((int_J - int_G * c.v_reset) * c.inv_tau_m, -STATE_BOUND, STATE_BOUND)
     w = w1 + h * clamp(dw, -bound, bound)
     return (jnp.where(crossed, clamp(v, -STATE_BOUND, c.v_top), v1),
             jnp.where(crossed, clamp(w, -STATE_BOUND, STATE_BOUND), w1))

@@ -165,11 +165,9 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
     r_a = clamped_share(ref_left, dt) if refractory else 0.
     t_cross = r_a + landing.theta * (dt - r_a)  # from the step start, where s = 1
     rest = dt - t_cross
-    sums = None
-    if syn is not None:  # the receptors where the integration after a spike starts
-        at = receptors.evolve(syn, dt - free_span(rest, dt, c, refractory), c.receptors)
-        sums = (*receptors.totals(at.g, c.receptors), *receptors.slopes(at, c.receptors))
-    v, w = after_spike(landing.v, landing.w, landing.crossed, drive, rest, dt, c, refractory, method, sums)
+    free_start = None if syn is None else \
+        receptors.evolve(syn, dt - free_span(rest, dt, c, refractory), c.receptors)  # where after_spike starts
+    v, w = after_spike(landing.v, landing.w, landing.crossed, drive, rest, dt, c, refractory, method, free_start)
     if refractory:
         ref_left = blend(s, jnp.maximum(c.refract_time - rest, 0.), jnp.maximum(ref_left - dt, 0.))
         v = jnp.where(ref_left > 0., c.v_reset, v)  # exactly v_reset while clamped
