@@ -10,12 +10,23 @@ from ngclearn.components.jaxComponent import JaxComponent
 
 from . import numerics, params as _params
 from ._json import jsonable
+from .numerics.receptors import ReceptorState
+from .receptors import PortInputs, _ngc_adex_stack_ports, validate_receptors  # noqa: F401 (compiled code calls it)
 
 
 def _adex_step(v, w, ref_left, s, tols, t_spike, j, t, dt, *, coeffs, method, refractory, track_times):
     """Compartment arrays in, compartment arrays out (bound per cell, see ``AdExCell.step_fn``)."""
     state = numerics.AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
     return tuple(numerics.advance(state, j, t, dt, coeffs, method, refractory, track_times))
+
+
+def _adex_step_receptors(v, w, ref_left, s, tols, t_spike, j, t, dt, g_syn, h_syn, syn_in, *, coeffs, method,
+                         refractory, track_times):
+    """As :func:`_adex_step`, with the receptors' state and the step's port inputs in and out."""
+    state = numerics.AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
+    out, syn = numerics.advance(state, j, t, dt, coeffs, method, refractory, track_times,
+                                ReceptorState(g_syn, h_syn), syn_in)
+    return (*out, syn.g, syn.h)
 
 
 #: compartments ngc-learn's AdExCell does not have (its checkpoints lack them)
@@ -144,7 +155,7 @@ class AdExCell(JaxComponent):
     def __init__(
             self, name, n_units, tau_m=15., resist_m=1., tau_w=400., v_sharpness=2., intrinsic_mem_thr=-55., thr=5.,
             v_rest=-72., v_reset=-75., a=0.1, b=0.75, v0=-70., w0=0., integration_type="euler", batch_size=1,
-            refract_time=0., precise_times=None, key=None, **kwargs
+            refract_time=0., precise_times=None, receptors=None, key=None, **kwargs
     ):
         if kwargs:
             raise TypeError(f"AdExCell got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
@@ -155,6 +166,9 @@ class AdExCell(JaxComponent):
                          v0=v0, w0=w0, refract_time=refract_time)
         self.n_units, self.batch_size, self._values = _params.validate(n_units, batch_size, **self._raw)
         _params.normalize_integrator(integration_type)
+        self._receptors_arg = receptors if isinstance(receptors, (str, type(None))) else [dict(r) for r in receptors]
+        self.receptor_names, self._receptor_params = validate_receptors(receptors, reserved=set(dir(type(self))) | {
+            "j", "v", "w", "s", "tols", "t_spike", "ref_left", "key", "g_syn", "h_syn", "syn_in", "name"})
         super().__init__(name, key)
         self._derived = None
 
@@ -167,6 +181,16 @@ class AdExCell(JaxComponent):
         self.tols = Compartment(zeros, display_name="Time-of-Last-Spike", units="ms")
         self.t_spike = Compartment(zeros, display_name="Precise Time-of-Last-Spike", units="ms")
         self.ref_left = Compartment(zeros, display_name="Refractory Time Left", units="ms")
+        if self.receptor_names:
+            ports = []
+            for name, rec in zip(self.receptor_names, self._receptor_params):
+                ports.append(Compartment(zeros, display_name=f"Receptor input: {name}",
+                                         units="nS" if rec.e_rev is not None else "pA"))
+                setattr(self, name, ports[-1])
+            stacked = jnp.zeros((len(ports),) + shape, dtype=self._dtype)
+            self.syn_in = PortInputs(ports, stacked)
+            self.g_syn = Compartment(stacked, display_name="Receptor conductances", units="nS (pA: currents)")
+            self.h_syn = Compartment(stacked, display_name="Receptor drives", units="nS/ms (pA/ms: currents)")
 
     # -- parameters as attributes (ngc-learn's names and ours) ----------------------------------------------
     tau_m = _parameter("tau_m", "membrane time constant (ms)")
@@ -269,15 +293,24 @@ class AdExCell(JaxComponent):
         if self._derived is None:
             self.__dict__.pop("_ngc_adex_scans", None)  # simulate()'s compiled scans hold the old step
             self._derived = partial(
-                _adex_step, coeffs=numerics.coefficients(self.params, self._dtype), method=self.integration_type,
-                refractory=bool(np.any(self._values["refract_time"] > 0)), track_times=self.precise_times)
+                _adex_step_receptors if self.receptor_names else _adex_step,
+                coeffs=numerics.coefficients(self.params, self._dtype, self._receptor_params),
+                method=self.integration_type, refractory=bool(np.any(self._values["refract_time"] > 0)),
+                track_times=self.precise_times)
         return self._derived
 
     @compilable
     def advance_state(self, t, dt):
-        v, w, ref_left, s, tols, t_spike = self.step_fn(
-            self.v.get(), self.w.get(), self.ref_left.get(), self.s.get(), self.tols.get(), self.t_spike.get(),
-            self.j.get(), t, dt)
+        if self.receptor_names:
+            v, w, ref_left, s, tols, t_spike, g_syn, h_syn = self.step_fn(
+                self.v.get(), self.w.get(), self.ref_left.get(), self.s.get(), self.tols.get(),
+                self.t_spike.get(), self.j.get(), t, dt, self.g_syn.get(), self.h_syn.get(), self.syn_in.get())
+            self.g_syn.set(g_syn)
+            self.h_syn.set(h_syn)
+        else:
+            v, w, ref_left, s, tols, t_spike = self.step_fn(
+                self.v.get(), self.w.get(), self.ref_left.get(), self.s.get(), self.tols.get(), self.t_spike.get(),
+                self.j.get(), t, dt)
         self.v.set(v)
         self.w.set(w)
         self.ref_left.set(ref_left)
@@ -296,6 +329,9 @@ class AdExCell(JaxComponent):
         self.s.set(rest)
         self.tols.set(rest)
         self.t_spike.set(rest)
+        if self.receptor_names:
+            self.g_syn.set(jnp.zeros((len(self.receptor_names),) + rest.shape, dtype=self._dtype))
+            self.h_syn.set(jnp.zeros((len(self.receptor_names),) + rest.shape, dtype=self._dtype))
 
     def to_json(self):
         """Constructor arguments for ``Context.save_to_json``: the current
@@ -304,7 +340,7 @@ class AdExCell(JaxComponent):
         self._args = (self.name, self.n_units)
         self._kwargs = {**{k: jsonable(v) for k, v in self._raw.items()},
                         "integration_type": self._integration_arg, "batch_size": self.batch_size,
-                        "precise_times": self._precise_times_arg}
+                        "precise_times": self._precise_times_arg, "receptors": self._receptors_arg}
         return super().to_json()
 
     def load(self, directory):
@@ -322,7 +358,7 @@ class AdExCell(JaxComponent):
             raise ValueError(f"saved state of AdExCell '{self.name}' is corrupted: {path} ({err})") from err
         for comp_name, comp in self.compartments:
             if comp_name not in saved:
-                if comp_name == "j" or not comp.auto_save:  # a wired input is not saved
+                if comp_name == "j" or comp_name in self.receptor_names or not comp.auto_save:  # wired inputs
                     continue
                 if comp_name in _NOT_IN_BUILTIN:
                     comp.set(jnp.zeros((self.batch_size, self.n_units), dtype=self._dtype))
