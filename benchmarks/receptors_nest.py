@@ -258,6 +258,43 @@ if nest_available():
     register_runner("NEST h=0.001", _nest_runner(0.001), grid=0.001)
 
 
+def run_ngc_adex(problem, method, dt=GRID, dtype="float32"):
+    """Spike times (ms) of this package's cell numerics (the crossing times; float64 needs
+    jax_enable_x64) on a problem: the events of step (k dt, (k+1) dt] act at k dt, as the
+    cell's ports take them."""
+    import jax
+    import jax.numpy as jnp
+    from ngc_adex import from_physical, numerics
+    from ngc_adex.numerics import receptors as R
+    p = problem.params
+    kw = from_physical(C=p["C"], g_L=p["gL"], E_L=p["EL"], V_T=p["VT"], Delta_T=p["DT"], V_reset=p["Vr"],
+                       V_peak=p["V_peak"], a=p["a"], tau_w=p["tau_w"], b=p["b"])
+    recs = [R.ReceptorParams(r["kind"], r["tau_decay"], r.get("tau_rise"), r["E_rev"]) for r in problem.receptors]
+    c = numerics.coefficients(numerics.AdExParams(**{k: np.float64(kw[k]) for k in numerics.AdExParams._fields}),
+                              dtype, recs)
+    n = int(round(problem.T / dt))
+    weights = np.zeros((n, len(recs), 1, 1))
+    for k, (times, w) in enumerate(problem.events):
+        np.add.at(weights[:, k, 0, 0], np.round(np.asarray(times) / dt).astype(int), w)
+    z = jnp.zeros((1, 1), dtype)
+    state = numerics.AdExState(z + kw["v0"], z, z, z, z, z)
+    syn = R.ReceptorState(jnp.zeros((len(recs), 1, 1), dtype), jnp.zeros((len(recs), 1, 1), dtype))
+
+    def body(carry, x):
+        i, q = x
+        st, g = numerics.advance(carry[0], problem.I, (i + 1) * dt, dt, c, method, False, True, carry[1], q)
+        return (st, g), (st.s[0, 0], st.t_spike[0, 0])
+
+    _, (s, t_spike) = jax.jit(lambda: jax.lax.scan(body, (state, syn), (
+        jnp.arange(n, dtype=dtype), jnp.asarray(weights, dtype))))()
+    s, t_spike = np.asarray(s), np.asarray(t_spike, dtype=np.float64)
+    return t_spike[s > 0]
+
+
+for _method in ("euler", "midpoint", "rk4", "precise"):
+    register_runner(f"ngc_adex {_method}", lambda problem, m=_method: run_ngc_adex(problem, m))
+
+
 # ----------------------------------------------------------------------------
 # comparison
 # ----------------------------------------------------------------------------

@@ -55,6 +55,12 @@ class AdExCell(JaxComponent):
     | v <- v_reset, w <- w + b, and v is held at v_reset for refract_time ms
     | while w keeps evolving (with v = v_reset)
 
+    With synaptic receptors (``receptors=``), tau_m * dv/dt gains
+    ``- resist_m * sum_k g_k (v - e_rev_k)`` (conductances) and
+    ``+ resist_m * sum_k i_k`` (currents), each g_k/i_k with exponential,
+    alpha or beta kinetics, integrated inside the step with the membrane
+    (NEST's ``aeif_cond_*`` / ``aeif_psc_*``).
+
     Inside the right-hand side v is clamped to the spike potential (as NEST
     does), the exponent is capped and resets use ``where``, so no valid
     parameter set, finite input or step size yields NaN or inf;
@@ -65,10 +71,13 @@ class AdExCell(JaxComponent):
 
     | --- Cell Input Compartments: ---
     | j - electrical input current (pA with physical units, see ``from_physical``)
+    | <name> - one per receptor port: summed weights of the step's presynaptic spikes (nS; pA for currents)
     | --- Cell State Compartments: ---
     | v - membrane potential/voltage at time t (mV)
     | w - adaptation/recovery current at time t (pA with physical units)
     | ref_left - refractory time still to serve at time t (ms; 0 when free)
+    | g_syn, h_syn - receptor conductances (nS; pA for currents) and their alpha/beta
+    |                drives at time t, shaped (receptors, batch_size, n_units)
     | key - JAX PRNG key
     | --- Cell Output Compartments: ---
     | s - emitted binary spikes in the step (t - dt, t]
@@ -138,6 +147,17 @@ class AdExCell(JaxComponent):
         precise_times: keep the t_spike compartment up to date (Default:
             None = on for every integrator but "euler", whose default path
             then moves exactly ngc-learn's data and runs as fast)
+
+        receptors: synaptic receptor ports (Default: None): a list of dicts
+            ``{"name", "kind", "tau_decay", "tau_rise", "e_rev"}`` (kind "exp",
+            "alpha" or "beta"; time constants in ms, tau_rise for "beta" only;
+            e_rev in mV for a conductance receptor, None for a current one), or
+            a NEST preset name ("aeif_cond_exp", "aeif_cond_alpha",
+            "aeif_psc_exp", "aeif_psc_alpha"; ports "exc" and "inh"). Each port
+            is an input compartment of that name taking the summed weights of
+            the step's presynaptic spikes (nS or pA), which act at the step's
+            start; the kinetics are integrated inside every integrator (see
+            :mod:`ngc_adex.numerics.receptors`)
 
         key: PRNG key (Default: None, a time-based key)
 
@@ -380,11 +400,15 @@ class AdExCell(JaxComponent):
         compartment_props = {
             "inputs":
                 {"j": "External input electrical current",
+                 "<receptor name>": "One per receptor port: summed weights of the step's presynaptic spikes "
+                                    "(nS for conductances, pA for currents)",
                  "key": "JAX PRNG key"},
             "states":
                 {"v": "Membrane potential/voltage at time t",
                  "w": "Recovery/adaptation variable at time t",
-                 "ref_left": "Refractory time still to serve at time t (ms)"},
+                 "ref_left": "Refractory time still to serve at time t (ms)",
+                 "g_syn": "Receptor conductances/currents at time t (receptor x batch x units; nS or pA)",
+                 "h_syn": "Receptor drives of alpha/beta kinetics at time t (nS/ms or pA/ms)"},
             "outputs":
                 {"s": "Emitted spikes/pulses in the step (t - dt, t]",
                  "tols": "Time-of-last-spike (t of the step that spiked)",
@@ -408,12 +432,16 @@ class AdExCell(JaxComponent):
             "refract_time": "Absolute refractory period (ms)",
             "precise_times": "Track the interpolated spike time t_spike (default: all integrators but euler)",
             "integration_type": "Integrator: euler/rk1, midpoint/rk2, heun/rk2_heun, ralston/rk2_ralston, rk4 "
-                                "or precise"
+                                "or precise",
+            "receptors": "Synaptic receptor ports: list of {name, kind (exp/alpha/beta), tau_decay, tau_rise, "
+                         "e_rev (mV; None = current)} or a NEST preset name (aeif_cond_exp, aeif_cond_alpha, "
+                         "aeif_psc_exp, aeif_psc_alpha)"
         }
         info = {cls.__name__: properties,
                 "compartments": compartment_props,
                 "dynamics": "tau_m * dv/dt = -(v - v_rest) + v_sharpness * exp((v - intrinsic_mem_thr)/v_sharpness) "
-                            "- resist_m * w + resist_m * j; tau_w * dw/dt = -w + a * (v - v_rest); "
+                            "- resist_m * w + resist_m * j - resist_m * sum_k g_k (v - e_rev_k) + resist_m * sum_k i_k; "
+                            "tau_w * dw/dt = -w + a * (v - v_rest); "
                             "on crossing thr: v <- v_reset, w <- w + b, v held for refract_time",
                 "hyperparameters": hyperparams}
         return info

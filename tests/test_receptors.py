@@ -159,7 +159,7 @@ def test_extreme_conductances_and_time_constants_stay_finite(method):
     c = _coeffs(recs, jnp.float32)
     n = 400
     rng = np.random.default_rng(3)
-    w = rng.choice([0., 1e6, 1e9], size=(n, 4, 1, 6)) * (rng.random((n, 4, 1, 6)) < 0.2)
+    w = rng.choice([0., 1e6, 1e9, -1e3, -1e9], size=(n, 4, 1, 6)) * (rng.random((n, 4, 1, 6)) < 0.2)
     s, g, trains = _run(method, c, n, 0.1, 300., w, -65., jnp.float32, refractory=True)
     for x in (*s, *g):
         assert np.isfinite(np.asarray(x)).all(), method
