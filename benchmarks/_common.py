@@ -161,6 +161,10 @@ def supports_precise_times():
     return "precise_times" in inspect.getsource(ngc_adex.AdExCell)
 
 
+#: what a cell with receptors gets in each port every step (nS)
+PORT_INPUT = 0.3
+
+
 class Population:
     """A single cell (ngc_adex or ngc-learn's built-in) in its own Context,
     driven by ngc-learn's ``MethodProcess.scan`` with constant currents.
@@ -191,6 +195,8 @@ class Population:
         prefix = self.ctx_name + ":"
         state = {k: v for k, v in stateManager.state.items() if k.startswith(prefix)}
         state[cell.j.root] = jnp.asarray(np.reshape(currents, (1, n)), dtype=state[cell.v.root].dtype)
+        for port in getattr(cell, "receptor_names", ()):  # a steady input into every receptor port (nS/step)
+            state[getattr(cell, port).root] = jnp.full((1, n), PORT_INPUT, dtype=state[cell.v.root].dtype)
         self.state0 = state
 
     def rows(self, n_steps, dt):

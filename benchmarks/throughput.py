@@ -11,6 +11,9 @@ about 70 Hz at 1600 pA over 500 ms), batch_size 1.
   ``ngc_adex:<integrator>``: run through ngc-learn's ``MethodProcess.scan``
   over ``pack_rows`` rows, nothing watched; the carried state is the cell's
   compartments only.
+* ``ngc_adex:<integrator>+aeif_cond_exp`` (any receptor preset): the cell with NEST's
+  receptors, every port fed a steady input (``_common.PORT_INPUT`` nS per step): the cost of
+  receptors against the current-only cell.
 * ``ngc_adex:euler+t_spike``: euler with ``precise_times=True`` (the
   interpolated spike time kept up to date), where the cell has that switch;
   plain ``ngc_adex:<integrator>`` uses the cell's default.
@@ -103,8 +106,9 @@ def count_eqns(jaxpr):
 class ScanRunner:
     """A cell driven by ngc-learn's MethodProcess.scan."""
 
-    def __init__(self, impl, method, n, steps, times=None):
-        self.pop = C.Population(impl, method, bg_kwargs(), currents(n), watch=False, times=times)
+    def __init__(self, impl, method, n, steps, times=None, receptors=None):
+        kwargs = dict(bg_kwargs(), **({"receptors": receptors} if receptors else {}))
+        self.pop = C.Population(impl, method, kwargs, currents(n), watch=False, times=times)
         self.rows = self.pop.rows(steps, DT)
 
     def run(self):
@@ -229,7 +233,8 @@ def make_runner(label, n, steps, loop_steps=20):
     kind, _, method = label.partition(":")
     method, _, extra = method.partition("+")
     if kind in (C.ADEX, C.BUILTIN):
-        return ScanRunner(kind, method, n, steps, times=True if extra == "t_spike" else None)
+        return ScanRunner(kind, method, n, steps, times=True if extra == "t_spike" else None,
+                          receptors=extra if extra.startswith("aeif_") else None)
     if kind in ("jit_const", "jit_traced"):
         return UserJitRunner(method, n, steps, constant_dt=kind == "jit_const")
     if kind == "pyloop":
