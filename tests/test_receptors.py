@@ -216,3 +216,39 @@ def test_precise_spike_times_under_poisson_receptor_input(case):
     _, _, (times,) = _run("precise", c, n, dt, current, w, kw["v0"], jnp.float32)
     assert len(ref) > 5 and len(times) == len(ref), (len(times), len(ref))
     assert np.median(np.abs(times - ref)) <= 1e-3, np.abs(times - ref)
+
+
+# --- hypothesis: any valid receptor set and any finite input stays finite -----------------------
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_TAU = st.floats(1e-3, 1e4)
+
+
+@st.composite
+def _receptor_sets(draw):
+    recs = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(R.KINDS))
+        tau_decay = draw(_TAU)
+        tau_rise = tau_decay * draw(st.floats(1e-3, 0.99)) if kind == "beta" else None
+        e_rev = draw(st.one_of(st.none(), st.floats(-1e3, 1e3)))
+        recs.append(R.ReceptorParams(kind, tau_decay, tau_rise, e_rev))
+    return tuple(recs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", numerics.METHODS)
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(recs=_receptor_sets(), seed=st.integers(0, 2 ** 31 - 1), scale=st.sampled_from([1., 1e3, 1e6, 1e9]),
+       negative=st.booleans(), dt=st.sampled_from([0.01, 0.1, 1.0]))
+def test_any_receptor_set_and_input_stays_finite(method, recs, seed, scale, negative, dt):
+    c = _coeffs(recs, jnp.float32)
+    rng = np.random.default_rng(seed)
+    n = 60
+    w = scale * rng.random((n, len(recs), 1, 4)) * (rng.random((n, len(recs), 1, 4)) < 0.3)
+    if negative:
+        w = -w
+    s, g, _ = _run(method, c, n, dt, 500., w, -65., jnp.float32, refractory=bool(seed % 2))
+    for x in (*s, *g):
+        assert np.isfinite(np.asarray(x)).all(), (method, recs)
+    assert (np.asarray(s.v) <= max(KW["thr"], KW["v_reset"])).all()
