@@ -25,6 +25,7 @@ SCRIPTS = {
     "05_stdp.py": ["05_stdp.png"],
     "06_modules_save_load.py": ["06_modules_save_load.png"],
     "07_sharded_population.py": [],  # prints throughput and checks; no figure
+    "08_conductance_neuron.py": ["conductance_neuron.png"],
 }
 TIMEOUT = 600  # s, for all of them together
 
@@ -125,3 +126,12 @@ def test_06_modules_save_load(runs):
     stdout, _ = finished(runs, "06_modules_save_load.py")
     assert "adex -> ngc_adex" in stdout and "AdExCell" in stdout
     assert "identical: True" in stdout
+
+
+def test_08_conductance_neuron(runs):
+    stdout, _ = finished(runs, "08_conductance_neuron.py")
+    m = re.search(r"^(\d+) spikes in 1000 ms: ([\d.]+) Hz; mean g_exc ([\d.]+) nS, g_inh ([\d.]+) nS$", stdout, re.M)
+    assert m, stdout
+    assert int(m.group(1)) > 0 and abs(float(m.group(2)) - int(m.group(1))) < 0.05
+    # 200 cells x 10 Hz x 2.5 nS x 5 ms = 25 nS; 50 x 10 Hz x 3 nS x 10 ms = 15 nS (Campbell's theorem)
+    assert 20. < float(m.group(3)) < 30. and 12. < float(m.group(4)) < 19.
