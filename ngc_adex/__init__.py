@@ -14,11 +14,13 @@ del _argv
 from .cell import AdExCell
 from .numerics import METHODS
 from .params import NAUD_PATTERNS, PRESETS, from_physical, preset, preset_kwargs
+from .receptors import RECEPTOR_PRESETS
 from .modules import (DEFAULT_MODULES_PATH, AmbiguousModuleError, ModuleRegistry, ModulesFileError,
                       UnknownModuleError, load_modules)
 
 __version__ = "0.1.0"
 
-__all__ = ["AdExCell", "METHODS", "NAUD_PATTERNS", "PRESETS", "from_physical", "preset", "preset_kwargs",
+__all__ = ["AdExCell", "METHODS", "NAUD_PATTERNS", "PRESETS", "RECEPTOR_PRESETS", "from_physical", "preset",
+           "preset_kwargs",
            "load_modules", "ModuleRegistry", "ModulesFileError", "UnknownModuleError", "AmbiguousModuleError",
            "DEFAULT_MODULES_PATH"]
