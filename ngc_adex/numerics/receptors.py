@@ -57,15 +57,13 @@ class ReceptorState(NamedTuple):
 
 
 def beta_peak_norm(tau_rise, tau_decay):
-    """What an event of weight 1 adds to h so that a "beta" g peaks at 1 (NEST's normalization);
-    the "alpha" value ``e/tau`` where tau_rise = tau_decay."""
-    tau_rise, tau_decay = np.asarray(tau_rise, np.float64), np.asarray(tau_decay, np.float64)
-    same = np.isclose(tau_rise, tau_decay, rtol=1e-12, atol=0.)
-    lam_r, lam_d = 1. / tau_rise, 1. / tau_decay
-    gap = np.where(same, 1., lam_r - lam_d)
-    t_peak = np.log(np.where(same, 2., lam_r / lam_d)) / gap
-    norm = gap / (np.exp(-lam_d * t_peak) - np.exp(-lam_r * t_peak))
-    return np.where(same, math.e * lam_d, norm)
+    """What an event of weight 1 adds to h so that a "beta" g (tau_rise < tau_decay) peaks at 1:
+    NEST's normalization, ``(1/tau_rise - 1/tau_decay) / (e^(-t_p/tau_decay) - e^(-t_p/tau_rise))``
+    at the peak time ``t_p = ln(tau_decay/tau_rise) / (1/tau_rise - 1/tau_decay)``."""
+    lam_r, lam_d = 1. / np.asarray(tau_rise, np.float64), 1. / np.asarray(tau_decay, np.float64)
+    gap = lam_r - lam_d
+    t_peak = np.log(lam_r / lam_d) / gap
+    return gap / (np.exp(-lam_d * t_peak) - np.exp(-lam_r * t_peak))
 
 
 class ReceptorParams(NamedTuple):
