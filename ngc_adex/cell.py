@@ -309,7 +309,9 @@ class AdExCell(JaxComponent):
     def step_fn(self):
         """The cell's pure update, ``step_fn(v, w, ref_left, s, tols, t_spike, j, t, dt)`` -> the new
         ``(v, w, ref_left, s, tols, t_spike)``: compartment arrays in, compartment arrays out, with the
-        coefficients of the current parameters bound (a JAX function: jit, scan, vmap, grad, sharding)."""
+        coefficients of the current parameters bound (a JAX function: jit, scan, vmap, grad, sharding).
+        With receptor ports it also takes ``g_syn, h_syn, syn_in`` after ``dt`` and returns the new
+        ``g_syn, h_syn`` last."""
         if self._derived is None:
             self.__dict__.pop("_ngc_adex_scans", None)  # simulate()'s compiled scans hold the old step
             self._derived = partial(

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 from jax.experimental import checkify
 
 from . import numerics
-from .simulate import _chunk_length, _current_at, _finish_run, _input, _keep_if, _n_steps, _run_chunks
+from .simulate import (_chunk_length, _current_at, _current_only, _finish_run, _input, _keep_if, _n_steps,
+                       _run_chunks)
 
 __all__ = ["CheckedSimulationError", "checked_simulate"]
 
@@ -106,6 +107,7 @@ def checked_simulate(cell, duration, dt, current=0., t0=0., chunk_steps=1000):
         ValueError: for a bad duration or dt, or an input current whose shape
             does not broadcast to (batch_size, n_units)
     """
+    _current_only(cell)
     n_steps = _n_steps(duration, dt)
     shape = (cell.batch_size, cell.n_units)
     n_units = cell.n_units

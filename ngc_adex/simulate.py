@@ -172,6 +172,7 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
     Returns:
         :class:`SimulationResult`
     """
+    _current_only(cell)
     n_steps = _n_steps(duration, dt)
     shape = (cell.batch_size, cell.n_units)
     n_neurons = shape[0] * shape[1]
@@ -214,6 +215,13 @@ def simulate(cell, duration, dt, current=0., record=(), neurons=None, t0=0., chu
     state = _run_chunks(scan, state, aux, series, n_steps, dt, t0, chunk, progress, sink)
     return _finish_run(cell, state, t0, dt, n_steps, times, index,
                        {name: np.concatenate(traces[name]) for name in record})
+
+
+def _current_only(cell):
+    """Raises for a cell with receptor ports, whose inputs only a Context's processes feed."""
+    if getattr(cell, "receptor_names", ()):
+        raise ValueError(f"cell '{cell.name}' has receptor ports {cell.receptor_names}: run it in its Context "
+                         f"(MethodProcess.scan, or simulate_process), where synapses feed the ports")
 
 
 def _set_bits(packed):

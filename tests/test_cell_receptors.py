@@ -147,3 +147,14 @@ def test_bad_receptors_are_rejected_at_construction(receptors, match):
     with pytest.raises(ValueError, match=match):
         with Context(unique_name("bad_receptors")):
             AdExCell("z", 2, receptors=receptors)
+
+
+def test_simulate_refuses_a_cell_with_ports():
+    """simulate() feeds j only: a cell with receptor ports gets a clear error, not a silent run."""
+    from ngc_adex.debug import checked_simulate
+    from ngc_adex.simulate import simulate
+    with Context(unique_name("ports_simulate")):
+        z = AdExCell("z", 2, receptors="aeif_cond_exp")
+    for run in (simulate, checked_simulate):
+        with pytest.raises(ValueError, match="receptor ports"):
+            run(z, 10., 0.1, 100.)
