@@ -152,12 +152,6 @@ def totals_at(state: ReceptorState, s, receptors):
     return totals([_g_h_at(r, state.g[k], state.h[k], s)[0] for k, r in enumerate(receptors)], receptors)
 
 
-def slopes(state: ReceptorState, receptors):
-    """(dG/dt, dJ/dt) at ``state`` (1/ms, mV/ms)."""
-    return totals([(0. if r.kind == "exp" else state.h[k]) - r.lam_d * state.g[k]
-                   for k, r in enumerate(receptors)], receptors)
-
-
 def _g_integral(r: Receptor, g0, h0, s):
     """The integral of one receptor's g over [0, s] from (g0, h0)."""
     e_d, e_r = _decays(r, s)
