@@ -3,6 +3,7 @@ checkout's (e.g. a worktree of an earlier commit), imported side by side in one 
 interleaved, so that the noise of a shared machine hits both alike.
 
 Run:  python benchmarks/ab_step.py PATH_TO_OTHER_CHECKOUT [--n 100000] [--steps 500] [--repeats 7]
+          [--methods euler,rk4,precise] [--refract-time 2.0]
 
 Prints, per integrator, the best ns per neuron-step of each and their ratio (Brette-Gerstner
 parameters, currents 400-1600 pA, dt = 0.1 ms, float32).
@@ -34,15 +35,15 @@ def _import_other(checkout):
         return importlib.import_module("ngc_adex_other.dynamics")
 
 
-def _runner(mod, method, n, steps):
-    kw = preset_kwargs("brette_gerstner_2005")
+def _runner(mod, method, n, steps, refract_time):
+    kw = dict(preset_kwargs("brette_gerstner_2005"), refract_time=refract_time)
     c = mod.coefficients(mod.AdExParams(**{k: np.full((1, n), kw[k]) for k in mod.AdExParams._fields}))
     j = jnp.asarray(np.linspace(400., 1600., n)[None, :], jnp.float32)
 
     @jax.jit
     def run(v, w, dt):
         z = jnp.zeros_like(v)
-        body = lambda s, i: (mod.advance(s, j, (i + 1) * dt, dt, c, method, False), None)
+        body = lambda s, i: (mod.advance(s, j, (i + 1) * dt, dt, c, method, refract_time > 0.), None)
         return jax.lax.scan(body, mod.AdExState(v, w, z, z, z, z), jnp.arange(steps, dtype=jnp.float32))[0].v
 
     v0, w0 = jnp.full((1, n), kw["v0"], jnp.float32), jnp.zeros((1, n), jnp.float32)
@@ -56,12 +57,15 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--methods", default="euler,midpoint,rk4,precise", help="comma-separated integrators")
+    ap.add_argument("--refract-time", type=float, default=0., help="refractory period (ms); > 0 compiles that path")
     args = ap.parse_args(argv)
     other = _import_other(args.other)
-    methods = [m for m in ("euler", "midpoint", "rk4", "precise") if m in other.METHODS]
-    print(f"N = {args.n}, {args.steps} steps, best of {args.repeats} interleaved runs (ns per neuron-step)")
+    methods = [m for m in args.methods.split(",") if m in other.METHODS]
+    print(f"N = {args.n}, {args.steps} steps, refract_time {args.refract_time} ms, best of {args.repeats} interleaved runs (ns per neuron-step)")
     for method in methods:
-        runs = {"other": _runner(other, method, args.n, args.steps), "this": _runner(ours, method, args.n, args.steps)}
+        runs = {"other": _runner(other, method, args.n, args.steps, args.refract_time),
+                "this": _runner(ours, method, args.n, args.steps, args.refract_time)}
         best = {k: np.inf for k in runs}
         for _ in range(args.repeats):
             for k, f in runs.items():

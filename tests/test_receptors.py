@@ -212,6 +212,39 @@ def test_precise_spike_times_under_poisson_receptor_input(case):
     assert np.median(np.abs(times - ref)) <= 1e-3, np.abs(times - ref)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sharpness,weight,current,bound", [(0.5, 400., 300., 2e-3), (2., 1500., 0., 0.1)])
+def test_precise_covers_steps_under_coincident_bursts(sharpness, weight, current, bound):
+    """Bursts of coincident excitatory input into a fast (0.2 ms) conductance move v by tens of
+    v_sharpness in a step (sub-flights, then rk4 flights, cover it): the reference's count and a mean
+    spike-time error below ``bound`` and a tenth of rk4's. The larger bound: second spikes after the
+    reset under the same burst, timed through the step after a spike."""
+    from ngc_adex import from_physical
+    from ngc_adex.reference import simulate_reference
+    T, dt = 300., 0.1
+    recs = POISSON_CASES["cond_exp"][0]
+    rng = np.random.default_rng(7)
+    steps = np.unique(rng.integers(2, int(T / dt), rng.poisson(40. * T / 1000.)))  # one event: one burst
+    bg = dict(BG, Delta_T=sharpness)
+    ref = simulate_reference({"C": bg["C"], "gL": bg["g_L"], "EL": bg["E_L"], "VT": bg["V_T"], "DT": sharpness,
+                              "a": bg["a"], "tau_w": bg["tau_w"], "b": bg["b"], "Vr": bg["V_reset"],
+                              "V_peak": bg["V_peak"]}, T, I=current, receptors=recs,
+                             events=[(steps * dt, np.full(len(steps), weight)), (np.array([]), np.array([]))])["spikes"]
+    kw = from_physical(**bg)
+    c = numerics.coefficients(numerics.AdExParams(**{k: np.float64(kw[k]) for k in numerics.AdExParams._fields}),
+                              jnp.float32, [R.ReceptorParams(r["kind"], r["tau_decay"], None, r["E_rev"]) for r in recs])
+    w = np.zeros((int(round(T / dt)), 2, 1, 1))
+    w[steps, 0, 0, 0] = weight
+    err = {}
+    for method in ("precise", "rk4"):
+        _, _, (times,) = _run(method, c, w.shape[0], dt, current, w, kw["v0"], jnp.float32)
+        k = min(len(times), len(ref))
+        err[method] = np.abs(times[:k] - ref[:k]).mean()
+        if method == "precise":
+            assert len(ref) > 5 and len(times) == len(ref), (len(times), len(ref))
+    assert err["precise"] <= min(bound, 0.1 * err["rk4"]), err
+
+
 # --- hypothesis: any valid receptor set and any finite input stays finite -----------------------
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 

@@ -37,7 +37,12 @@ def test_sharded_scan_is_bitwise_identical(method, n):
     assert res["spikes"] > 0, "the population must spike for the test to mean anything"
     assert res["mismatch"] == [], f"sharded run differs from unsharded in {res['mismatch']}"
     assert res["sharded"], res["shardings"]
-    assert sum(res["collectives"].values()) == 0, f"a neuron-local step needs no communication: {res['collectives']}"
+    if method == "precise":
+        # the one exchange: whether any lane of the population needs sub-flights (a scalar all-reduce
+        # each step; gathering those lanes, inside the branch that runs only then, exchanges more)
+        assert set(k for k, v in res["collectives"].items() if v) <= {"all-reduce", "all-gather"}, res["collectives"]
+    else:
+        assert sum(res["collectives"].values()) == 0, f"a neuron-local step needs no communication: {res['collectives']}"
 
 
 @pytest.mark.subprocess

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 
 from .model import EXP_CAP, PARAM_BOX, STATE_BOUND, AdExParams, Coefficients, spike_potential
 from .receptors import receptor_coefficients
-from .series import D_FAR, U_DEPTH
+from .series import D_FAR, FAR_TOL, U_DEPTH
 
 
 def coefficients(params: AdExParams, dtype=jnp.float32, receptors=()) -> Coefficients:
@@ -32,7 +32,7 @@ def coefficients(params: AdExParams, dtype=jnp.float32, receptors=()) -> Coeffic
         a=p["a"], b=p["b"], refract_time=p["refract_time"], w_refract=p["a"] * (p["v_reset"] - p["v_rest"]),
         resist_u=resist_u, inv_resist_m=1. / resist_u, couple_u=p["resist_m"] / resist_u,
         a_r=p["a"] * resist_u, x_far=np.where(has_exp, -U_DEPTH, np.inf),
-        d_far=np.maximum(delta, D_FAR), inv_d_far=1. / np.maximum(delta, D_FAR),
+        x_keep=np.log(FAR_TOL * p["tau_m"]), d_far=np.maximum(delta, D_FAR), inv_d_far=1. / np.maximum(delta, D_FAR),
         x_spike=np.where(has_exp, x_peak, 0.), rho_spike=np.where(has_exp, np.exp(-x_peak), 0.),
         smooth_crossing=~has_exp | (p["thr"] <= p["intrinsic_mem_thr"]),
         theta_scale=np.maximum(1., np.abs(v_spike)), inv_theta_scale=1. / np.maximum(1., np.abs(v_spike)),

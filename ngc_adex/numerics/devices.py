@@ -1,7 +1,9 @@
 """XLA:CPU devices: speed without a change of the mathematics, and the plain path beside them.
 
 Every integrator is written once, in terms of :func:`exp`, :func:`log`,
-:func:`materialize` and :func:`materialize_landing`. On XLA:CPU ("tuned") these are
+:func:`materialize`, :func:`land` and :func:`unpack` (with the landing in
+between: "precise" lands some lanes again).
+On XLA:CPU ("tuned") these are
 
 * float32 exp and log as polynomials (:func:`fast_exp`, :func:`fast_log`),
   which XLA fuses into the surrounding loop, where its own exp and log are
@@ -165,14 +167,17 @@ def materialize(fn, args, dt):
     return _in_branch(_literals(fn), args, dt) if tuned() else fn(*args)
 
 
-def materialize_landing(fn, args, dt, c):
+def land(fn, args, dt, c):
     """``fn(*args)``, a record with fields ``v, w, crossed, theta`` (arrays shaped like
-    ``args[0]``), computed once; returns ``(v, w, crossed, theta)``. ``v`` is meant where
-    the flight did not cross, ``theta`` where it did, and ``v <= c.v_spike`` where it did not.
+    ``args[0]``), computed once, in the form :func:`unpack` reads: the record (as a tuple)
+    on the plain path, one packed complex array when tuned. ``v`` is meant where the flight
+    did not cross, ``theta`` where it did, and ``v <= c.v_spike`` where it did not.
 
     When tuned, the branch returns ``complex(v or the encoded theta, w)``: a crossing
     fraction theta in [0, 1] is written as ``v_spike + (1 + theta) max(1, |v_spike|)``,
-    above the spike potential, with a relative resolution of ~1e-7 of the step."""
+    above the spike potential, with a relative resolution of ~1e-7 of the step. Either form
+    is a pytree of arrays shaped like ``args[0]``: lanes can be gathered, scattered and
+    selected in it."""
     args = _broadcast(args)
     if not tuned():
         out = fn(*args)
@@ -185,6 +190,18 @@ def materialize_landing(fn, args, dt, c):
         theta_code = c_in.v_spike + (1. + out.theta) * c_in.theta_scale
         return jax.lax.complex(jnp.where(out.crossed, theta_code, out.v), out.w)
 
-    vc = _in_branch(packed, args, dt)
-    v, w = jnp.real(vc), jnp.imag(vc)
+    return _in_branch(packed, args, dt)
+
+
+def landed_v(landed):
+    """The ``v`` of a :func:`land` result where the flight did not cross (above ``v_spike`` where it did)."""
+    return landed[0] if isinstance(landed, tuple) else jnp.real(landed)
+
+
+def unpack(landed, c):
+    """``(v, w, crossed, theta)`` of a :func:`land` result."""
+    if isinstance(landed, tuple):
+        return landed
+    v, w = jnp.real(landed), jnp.imag(landed)
     return v, w, v > c.v_spike, (v - c.v_spike) * c.inv_theta_scale - 1.
+

@@ -78,6 +78,7 @@ class Coefficients(NamedTuple):
     couple_u: jnp.ndarray     # resist_m/resist_u: 1, or 0 where the input is disconnected
     a_r: jnp.ndarray          # a resist_u
     x_far: jnp.ndarray        # -U_DEPTH where v_sharpness > 0, else +inf: "precise" drops the exponential term below
+    x_keep: jnp.ndarray       # ln(FAR_TOL tau_m): "precise" keeps that term where ln(h) + x at the end of the step exceeds it
     d_far: jnp.ndarray        # max(v_sharpness, D_FAR): the scale of rho where the exponential term is dropped
     inv_d_far: jnp.ndarray
     x_spike: jnp.ndarray      # the exponent at v_spike, in [-U_DEPTH - 1, EXP_CAP] (0 where v_sharpness = 0)

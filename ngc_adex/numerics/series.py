@@ -22,17 +22,21 @@ coefficients of rho, y and u over the step follow from products of series
 
 Reach. The series converges within the distance ``~tau_m/E0`` to the upswing's
 singularity in complex time, and rho's within the time in which the input
-moves v by ~D: a step is expanded over at most :data:`SERIES_REACH` times the
-shorter of the two, which holds the crossing; a neuron that gets no further
-in a step continues from there in the next. w's logarithmic singularity at the
-spike is carried by ``psi(rho) = rho ln rho - rho + 1``, summed exactly
+moves v by ~D: a flight is expanded over at most :data:`SERIES_REACH` times the
+first (which holds the crossing) and the time in which the input moves v by
+:data:`INPUT_REACH` D. ``flight`` returns the fraction of h it covers (as
+``theta`` where it does not cross); a flight cut short is continued by
+sub-flights from where it stopped (:mod:`~ngc_adex.numerics.step`). v is summed
+from rho (below) only where the part of the step the flight covers comes near
+the singularity. w's logarithmic singularity at the spike is carried by ``psi(rho) = rho ln rho - rho + 1``, summed exactly
 (``w = q + a_psi psi(rho)`` with ``q`` a fast-converging series). Away from
 the singularity (the step shorter than :data:`POLE_NEAR` times that distance)
 v is summed from y, whose series converges fast there whatever v's change.
 
 Far below threshold. Below ``vT - U_DEPTH D``, and where the input moves v by
 more than :data:`SERIES_SPAN` D and more than the exponential term does in a
-step, that term (below ``D e^-U_DEPTH``, or small next to the input) is
+step, unless it lifts v so far that the term would matter by the end of the step
+(:data:`FAR_TOL`), that term (below ``D e^-U_DEPTH``, or small next to the input) is
 dropped and :data:`D_FAR` replaces ``D`` as the scale of rho. With ``D = 0``
 (plain integrate-and-fire) the crossing is that of ``v_spike`` by v; with
 ``D > 0`` a neuron that gets there in such a step (v is capped at ``v_spike``)
@@ -54,6 +58,12 @@ RECEPTOR_SERIES_ORDER = {"float32": 8, "float64": 10}
 #: a step is expanded over at most this many times the distance to the singularity of the upswing
 #: (the series diverges beyond it); the crossing lies within ~1.1 times that distance
 SERIES_REACH = 2.
+#: ... and over at most the time in which the input moves v by this many D (where the exponential term
+#: is kept): rho's series in units of D converges like (that move)^k / k!
+INPUT_REACH = 0.5
+#: the exponential term is kept where, at the end of the input's move of v in the step, it would move v by
+#: more than FAR_TOL v_sharpness in a step (dt/tau_m exp(x) > FAR_TOL)
+FAR_TOL = 1e-4
 #: the exponential term is dropped below intrinsic_mem_thr - U_DEPTH v_sharpness, where it is below
 #: e^-20 v_sharpness ~ 2e-9 v_sharpness: under the float32 resolution of v
 U_DEPTH = 20.
@@ -74,11 +84,14 @@ POLE_NEAR = 0.05
 TINY = 1e-30
 
 
-def flight(v, w, drive, h, ex0, c, syn=None) -> Flight:
+def flight(v, w, drive, h, ex0, c, syn=None, h_bound=None) -> Flight:
     """The flight of "precise" over h (ms) from (v, w) under ``drive``
     (``ex0``: the exponential factor at v; ``syn``: the receptors' state there): the
     Taylor series of rho, y, u to order :data:`SERIES_ORDER`, summed for the state at
-    the end of the step and solved for the crossing. ``theta`` is the fraction of h.
+    the end of the step and solved for the crossing. ``theta`` is the fraction of h at
+    the crossing where ``crossed``, elsewhere the fraction of h the flight covers (below 1
+    where the reach cuts it short: v and w are then the state at that time). ``h_bound``:
+    a scalar at least h (default h), where h differs per neuron.
 
     Receptors add ``J(t) - G(t) v`` to the forcing: sums of exponentials in time
     whose Taylor coefficients (:func:`~ngc_adex.numerics.receptors.taylor_totals`)
@@ -95,21 +108,28 @@ def flight(v, w, drive, h, ex0, c, syn=None) -> Flight:
     # than SERIES_SPAN D and than the exponential term does in the step (which is then negligible);
     # written as one product, which XLA:CPU fuses into the flight's loop
     near = at_least(x0 - c.x_far, 0.) * (SERIES_SPAN * c.delta_safe * jnp.maximum(ex0, 1.) - ha * jnp.abs(forcing)) > 0.
+    # ... and where the input lifts v so far in the step that the term would no longer be negligible
+    # at its end (ha exp(x) above FAR_TOL): the reach then cuts the step (INPUT_REACH). In logarithms,
+    # with the scalar h_bound for h (keeping the term where h is shorter): no logarithm per lane
+    x_end = x0 + at_least(ha * forcing * c.inv_delta, 0.)
+    near = near | ((x0 > c.x_far) & (x_end + jnp.log(h if h_bound is None else h_bound) > c.x_keep))
     # the scale of rho: D near the spike, D_FAR (far above the step's change of v) where the dynamics are linear
     d_eff = jnp.where(near, c.delta_safe, c.d_far)
     inv_d = jnp.where(near, c.inv_delta, c.inv_d_far)
     e0 = jnp.where(near, ex0, 0.)  # E0, 0 where the exponential term is dropped
     # the series converges within the distance to the upswing's singularity, ~1/(e0/tau_m), and
     # rho's within the time in which the input moves v by ~D: expand over at most SERIES_REACH times
-    # the shorter one (a crossing lies inside it)
+    # the shorter one (a crossing lies inside it), and over at most the time in which the input
+    # moves v by INPUT_REACH D (rho's truncation error grows like that move^(order+1))
     r0 = ha * e0
-    r_all = r0 + ha * jnp.abs(forcing) * inv_d
+    r_in = ha * jnp.abs(forcing) * inv_d
+    r_all = jnp.maximum(r0 + r_in, (SERIES_REACH / INPUT_REACH) * r_in)
     if syn is not None:  # a conductance shortens the membrane's time constant to tau_m/(1 + G)
         r_all = r_all + ha * G0
     reach = jnp.where(r_all > SERIES_REACH, SERIES_REACH / jnp.where(r_all > SERIES_REACH, r_all, 1.), 1.)
     # a_psi psi(rho), psi = rho ln rho - rho + 1, carries u's log singularity at the spike
     # (a_psi = a resist_m tau_m/(tau_w E0)); it matters only within a few steps of it
-    pole_near = r0 > POLE_NEAR
+    pole_near = r0 * reach > POLE_NEAR  # over the part of the step the flight covers
     a_psi = jnp.where(pole_near, quotient(c.a_r * (h * c.inv_tau_w), at_least(r0, TINY)), 0.)
     hr, hw = -(ha * reach), (h * reach) * c.inv_tau_w
     coupled = surely_all(c.couple_u == 1.)  # static: every input connected (resist_m > 0)
@@ -176,5 +196,8 @@ def flight(v, w, drive, h, ex0, c, syn=None) -> Flight:
     keep = forcing - forcing
     v1, w1 = jnp.where(finite, v1, v + keep), jnp.where(finite, w1, w + keep)
     crossed = jnp.where(finite, f1, level) < jnp.where(h > 0., level, -jnp.inf)
-    # w1 is w at the crossing where the neuron crossed, at the end of the step elsewhere
-    return Flight(v=jnp.clip(v1, -STATE_BOUND, c.v_spike), w=w1, crossed=crossed, theta=theta * reach, w_cross=w1)
+    # w1 is w at the crossing where the neuron crossed, at the end of the flight elsewhere.
+    # theta: the fraction of h at the crossing where the neuron crossed; elsewhere the fraction of h
+    # the flight covered (its reach: 1, or less where the series' reach cut it short)
+    return Flight(v=jnp.clip(v1, -STATE_BOUND, c.v_spike), w=w1, crossed=crossed,
+                  theta=jnp.where(crossed, theta * reach, reach), w_cross=w1)

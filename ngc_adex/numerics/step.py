@@ -8,6 +8,25 @@ integrated from the reset with one explicit step in (v, w)
 (:func:`~ngc_adex.numerics.reset.after_spike`), so the compartments hold the
 state at the end of every step. Every neuron pays for one flight and that step,
 whether or not it spikes.
+
+"precise" covers the whole step. Its series reaches a limited time
+(:mod:`~ngc_adex.numerics.series`: twice the distance to the upswing's
+singularity, and the time in which the input moves v by ``INPUT_REACH``
+v_sharpness); a flight cut short lands at :data:`SHORT`, and every such lane
+flies the step again with up to :data:`MAX_SUB_FLIGHTS` sub-flights, each from
+where the last one stopped over the rest of the step. A crossing in a
+sub-flight is handled as one in the first flight (reset, w + b, refractory
+time, the step after the spike from the crossing time, which is a fraction of
+the whole flight). The lanes are gathered into a compact buffer
+(:func:`_capacity` lanes; with more short lanes in a step every lane flies
+again and the others keep their landing), behind a conditional on whether any
+lane landed short: a step in which no lane is short costs one reduction, and every
+other lane's result is bitwise what the single flight gives. What 1 +
+MAX_SUB_FLIGHTS flights leave of a step (an input that moves v by more than
+about (1 + MAX_SUB_FLIGHTS) INPUT_REACH = 8.5 v_sharpness per step within
+~U_DEPTH v_sharpness of intrinsic_mem_thr: a strong current, a burst of
+coincident conductance input) is covered by :data:`FINISH_STEPS` "rk4" flights:
+no neuron ever lags behind the step.
 """
 from functools import partial
 from typing import NamedTuple
@@ -17,8 +36,8 @@ import jax
 import jax.numpy as jnp
 
 from . import devices, euler, receptors, runge_kutta, series
-from .model import STATE_BOUND, AdExState, Coefficients, clamp_w, exp_factor, input_drive
-from .ops import blend, clamp, maybe_any
+from .model import STATE_BOUND, AdExState, Coefficients, Flight, clamp_w, exp_factor, input_drive
+from .ops import _static, blend, clamp, maybe_any
 from .reset import after_spike, clamped_share, free_span, held_v, relax_w, serve_refractory, spike_times
 
 METHODS = ("euler", "midpoint", "heun", "ralston", "rk4", "precise")
@@ -29,6 +48,20 @@ METHOD_ALIASES = {"euler": "euler", "rk1": "euler", "midpoint": "midpoint", "rk2
                   "rk4": "rk4", "precise": "precise"}
 #: ngc-learn's integer code of each integrator (its ``intgFlag``; "precise" has none there)
 INTEGRATOR_CODES = {"euler": 0, "midpoint": 1, "heun": 2, "ralston": 3, "rk4": 4, "precise": 5}
+#: "precise": a flight cut short by its series' reach continues for at most this many sub-flights
+#: in the step (each from where the last one stopped, over the rest of the step)
+MAX_SUB_FLIGHTS = 16
+#: ... and what they leave of the step is covered by this many "rk4" flights of equal span (each a
+#: fraction of the step, so that rk4's error there is below its error over a whole step)
+FINISH_STEPS = 4
+#: the compact buffer of those sub-flights holds max(SUB_FLIGHT_LANES, n / SUB_FLIGHT_SHARE) lanes of a
+#: population of n (all of them in a population up to SUB_FLIGHT_LANES); a step with more short lanes
+#: flies every lane again (keeping the others)
+SUB_FLIGHT_LANES = 64
+SUB_FLIGHT_SHARE = 64
+#: v of a landing cut short by the series' reach, until it is landed again: below every state
+SHORT = -4. * STATE_BOUND
+SHORT_BELOW = -2. * STATE_BOUND
 
 
 class Landing(NamedTuple):
@@ -78,10 +111,52 @@ def _exp_factor_at_start(v, ref_left, dt, c, refractory, method):
     return exp_factor(v, c, coarse)
 
 
-def _fly(v, w, drive, ref_left, ex0, *syn, dt, c, method, refractory) -> Landing:
+def _continue(f: Flight, drive, h, dt, c, syn, rounds) -> Flight:
+    """Where the series' reach cut the flight ``f`` short (not crossed, ``theta`` < 1: the
+    fraction of h covered), up to ``rounds`` sub-flights from where the last one stopped over
+    the rest of h, each (in the same convention) only where some lane needs it. A crossing in
+    a sub-flight is one of the whole flight: ``theta`` is its fraction of h. ``syn``: the
+    receptors' state where the flight started."""
+    def sub_flight(state):
+        f, short = state
+        covered = f.theta
+        syn_k = None if syn is None else receptors.evolve(syn, h * covered, c.receptors)
+        g = series.flight(f.v, f.w, drive, h * (1. - covered), exp_factor(f.v, c, coarse=False), c, syn_k, dt)
+        # the crossing, or the end of the sub-flight, as a fraction of h
+        theta = jnp.where(g.theta < 1., covered + g.theta * (1. - covered), 1.)
+        g = g._replace(theta=theta)
+        f = Flight(*(jnp.where(short, new, old) for new, old in zip(g, f)))
+        return f, short & ~g.crossed & (g.theta < 1.)
+
+    def finish(state):
+        f, short = state
+        piece = (1. - f.theta) / FINISH_STEPS
+        for _ in range(FINISH_STEPS):
+            covered = f.theta
+            syn_k = None if syn is None else receptors.evolve(syn, h * covered, c.receptors)
+            ex = exp_factor(clamp(f.v, -STATE_BOUND, c.v_spike), c, coarse=True)
+            g = runge_kutta.flight(f.v, f.w, drive, h * piece, ex, c, "rk4", syn_k)
+            g = g._replace(v=jnp.minimum(g.v, c.v_spike), theta=covered + jnp.where(g.crossed, g.theta, 1.) * piece)
+            f = Flight(*(jnp.where(short, new, old) for new, old in zip(g, f)))
+            short = short & ~g.crossed
+        return f._replace(theta=jnp.where(short, 1., f.theta)), short & False
+
+    # a loop with a static trip count (a scan: reverse-differentiable), one flight in the program
+    state = jax.lax.fori_loop(0, rounds, lambda _, s: jax.lax.cond(jnp.any(s[1]), sub_flight, lambda s: s, s),
+                              (f, ~f.crossed & (f.theta < 1.)))
+    # what the sub-flights leave of the step (an input that moves v by more than their reach covers):
+    # FINISH_STEPS rk4 flights, which always cover their span
+    return jax.lax.cond(jnp.any(state[1]), finish, lambda s: s, state)[0]
+
+
+def _fly(v, w, drive, ref_left, ex0, *syn, dt, c, method, refractory, sub_flights=None) -> Landing:
     """The free flight of every neuron over its share of the step (``ex0``: the
     exponential factor where it starts; ``syn``: the receptors' g, then h, at the
-    start of the step), and w after the reset where it crossed."""
+    start of the step), and w after the reset where it crossed.
+
+    "precise": with ``sub_flights=None`` a flight that its series' reach cut short lands at
+    :data:`SHORT` (v); with a number, it continues for up to that many sub-flights
+    (:func:`_continue`) and lands where the last one stopped."""
     h = dt
     n_rec = len(c.receptors)
     syn = receptors.ReceptorState(syn[:n_rec], syn[n_rec:]) if n_rec else None
@@ -91,7 +166,10 @@ def _fly(v, w, drive, ref_left, ex0, *syn, dt, c, method, refractory) -> Landing
         if n_rec:
             syn = receptors.evolve(syn, r_a, c.receptors)
     if method == "precise":
-        f = series.flight(v, w, drive, h, ex0, c, syn)
+        f = series.flight(v, w, drive, h, ex0, c, syn, dt)
+        if sub_flights:
+            f = _continue(f, drive, h, dt, c, syn, sub_flights)
+        short = ~f.crossed & (f.theta < 1.)
     else:
         f = runge_kutta.flight(v, w, drive, h, ex0, c, method, syn)
     v1, crossed, theta, w_cross = f.v, f.crossed, f.theta, f.w_cross
@@ -107,7 +185,64 @@ def _fly(v, w, drive, ref_left, ex0, *syn, dt, c, method, refractory) -> Landing
     w_r = w_cross + c.b
     if refractory:
         w_r = relax_w(w_r, jnp.minimum(c.refract_time, h * (1. - theta)), c)
+    if method == "precise" and sub_flights is None:
+        v1 = jnp.where(short & ~crossed, SHORT, v1)
     return Landing(v=v1, w=clamp_w(jnp.where(crossed, w_r, f.w)), crossed=crossed, theta=theta)
+
+
+def _capacity(n):
+    """Lanes of the compact buffer of sub-flights in a population of n."""
+    return min(n, max(SUB_FLIGHT_LANES, n // SUB_FLIGHT_SHARE))
+
+
+def _gather_coefficients(c, shape, idx):
+    """The coefficients of the lanes ``idx`` (of the flattened ``shape``); a field known at trace
+    time to be the same in every lane stays that scalar, so that the trace-time queries on it
+    (:func:`~ngc_adex.numerics.ops.maybe_any`) decide as they do for the whole population."""
+    def pick(x):
+        if isinstance(x, (str, bool)):  # a receptor's static kind and type
+            return x
+        known = _static(x)
+        if known is not None and (known.size == 1 or np.all(known == known.reshape(-1)[0])):
+            return np.asarray(known.reshape(-1)[0], dtype=np.asarray(known).dtype)
+        return jnp.broadcast_to(x, shape).reshape(-1)[idx]
+    return jax.tree_util.tree_map(pick, c)
+
+
+def _land_short_flights(landed, args, dt, c, refractory):
+    """Lands again, with up to :data:`MAX_SUB_FLIGHTS` sub-flights, every lane whose flight
+    landed at :data:`SHORT` (``landed``: :func:`~ngc_adex.numerics.devices.land`'s result); every
+    other lane is kept as it is. Where none is short this is one reduction; where
+    up to :func:`_capacity` are, they are gathered into a compact buffer; else every lane flies again."""
+    shape = jnp.shape(args[0])
+    args = tuple(jnp.broadcast_to(x, shape) for x in args)
+    n = int(np.prod(shape))
+    cap = _capacity(n)
+    fly = partial(_fly, dt=dt, method="precise", refractory=refractory, sub_flights=MAX_SUB_FLIGHTS)
+    flat = lambda x: x.reshape(-1)
+    is_short = lambda landed: devices.landed_v(landed) < SHORT_BELOW
+
+    def compact(landed):
+        idx = jnp.nonzero(flat(is_short(landed)), size=cap, fill_value=n)[0]
+        # free slots fly the first short lane again (finite, discarded by the scatter)
+        safe = jnp.where(idx < n, idx, idx[0])
+        c_idx = _gather_coefficients(c, shape, safe)
+        again = devices.land(partial(fly, c=c_idx), tuple(flat(x)[safe] for x in args), dt, c_idx)
+        return jax.tree_util.tree_map(lambda old, new: flat(old).at[idx].set(new, mode="drop").reshape(shape),
+                                      landed, again)
+
+    def every(landed):
+        again = devices.land(partial(fly, c=c), args, dt, c)
+        mask = is_short(landed)
+        return jax.tree_util.tree_map(lambda old, new: jnp.where(mask, new, old), landed, again)
+
+    def land_short(landed):
+        if cap == n:
+            return compact(landed)
+        return jax.lax.cond(jnp.sum(is_short(landed).astype(jnp.int32)) > cap, every, compact, landed)
+
+    # (a comparison: a NaN lane is never short, and never hides a short one)
+    return jax.lax.cond(jnp.any(is_short(landed)), land_short, lambda landed: landed, landed)
 
 
 def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory: bool,
@@ -159,8 +294,10 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
     # dependent operations it would hold up the flight's loop
     args = (state.v, state.w, drive, ref_left, _exp_factor_at_start(state.v, ref_left, dt, c, refractory, method),
             *(() if syn is None else (*syn.g, *syn.h)))
-    landing = Landing(*devices.materialize_landing(
-        partial(_fly, dt=dt, c=c, method=method, refractory=refractory), args, dt, c))
+    landed = devices.land(partial(_fly, dt=dt, c=c, method=method, refractory=refractory), args, dt, c)
+    if method == "precise":
+        landed = _land_short_flights(landed, args, dt, c, refractory)
+    landing = Landing(*devices.unpack(landed, c))
     s = landing.crossed.astype(landing.v.dtype)
     r_a = clamped_share(ref_left, dt) if refractory else 0.
     t_cross = r_a + landing.theta * (dt - r_a)  # from the step start, where s = 1
