@@ -278,6 +278,8 @@ def deliver(buffer, head, spikes, targets, weights, delays, max_spikes, uniform_
     """
     n_slots, batch, width = buffer.shape
     flat = buffer.reshape(-1)
+    targets, weights = jnp.asarray(targets), jnp.asarray(weights)
+    delays = None if uniform_delay is not None else jnp.asarray(delays)
     k = int(max_spikes)
     ranks = spike_ranks(spikes)
     idx, count = compact(spikes, k, ranks=ranks)
