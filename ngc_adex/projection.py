@@ -363,9 +363,10 @@ class PoissonDrive(JaxComponent):
 
     Sampling (``method``): "split" (default) draws the step's total over all targets,
     ``M ~ Poisson(sum_i lam_i)``, and assigns each event to target i with probability
-    ``n_sources[i] / sum n_sources`` (one random integer per event, delivered in rounds of
-    ``max_events``): exactly independent Poisson counts per target (Poisson splitting), at
-    a cost proportional to the events, not the targets. "inverse_cdf" draws one uniform per
+    ``n_sources[i] / sum n_sources`` (one hashed random integer per event, delivered in rounds
+    of ``max_events``): independent Poisson counts per target (Poisson splitting; each
+    target's share exact to a relative ``sum n_sources / 2^32``), at a cost proportional to
+    the events, not the targets. "inverse_cdf" draws one uniform per
     target and inverts the Poisson distribution function
     (:func:`ngc_adex.numerics.poisson.poisson_counts`).
 
