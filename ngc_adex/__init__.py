@@ -12,6 +12,7 @@ finally:
 del _argv
 
 from .cell import AdExCell
+from .projection import PoissonDrive, SparseProjection
 from .numerics import METHODS
 from .params import NAUD_PATTERNS, PRESETS, from_physical, preset, preset_kwargs
 from .receptors import RECEPTOR_PRESETS
@@ -20,7 +21,7 @@ from .modules import (DEFAULT_MODULES_PATH, AmbiguousModuleError, ModuleRegistry
 
 __version__ = "0.1.0"
 
-__all__ = ["AdExCell", "METHODS", "NAUD_PATTERNS", "PRESETS", "RECEPTOR_PRESETS", "from_physical", "preset",
+__all__ = ["AdExCell", "SparseProjection", "PoissonDrive", "METHODS", "NAUD_PATTERNS", "PRESETS", "RECEPTOR_PRESETS", "from_physical", "preset",
            "preset_kwargs",
            "load_modules", "ModuleRegistry", "ModulesFileError", "UnknownModuleError", "AmbiguousModuleError",
            "DEFAULT_MODULES_PATH"]

@@ -1,0 +1,246 @@
+"""The RS-FS conductance-based AdEx network (shared/data/rsfs_network.json, after di Volo et al.
+2019): 8000 RS + 2000 FS AdEx neurons, pairwise Bernoulli p = 0.05 without autapses,
+exponential conductances (tau 5 ms, E 0 / -80 mV), external drive of 8000 Poisson sources at
+2.5 Hz (p = 0.05, weight Qe), refractory 5 ms, dt = 0.1 ms.
+
+ngc_adex: two AdExCells (receptor ports exc/inh), four SparseProjections (delay 0: each reads the
+spikes of the previous step, as a synapse in Brian2 acting in the next step), two PoissonDrives
+(per target K_i ~ Binomial(8000, 0.05) sources), one ``MethodProcess``; the run is a
+``jax.jit(lax.scan)`` over the process's compiled step that also accumulates the spike
+statistics (counts and ISIs after the transient) on the device. NEST (``aeif_cond_exp``,
+2 threads, a poisson_generator of 400 x 2.5 Hz per target) runs in the interpreter that has it
+(this one or /work/venv-nest/bin/python).
+
+Prints one JSON line per simulator with --json: rate_rs, rate_fs (Hz: spikes after the
+transient / neurons / time), cv_rs (mean CV of the ISIs of RS neurons with >= 3 ISIs after
+the transient), run_s (wall time after compilation), build_s, compile_s, integrator,
+n_neurons, steps, ms_per_step, spikes_per_step.
+
+Run:  python benchmarks/network.py --model rsfs --T 1000 --json [--integrator heun] [--n-scale 1]
+      [--sims ngc_adex,nest]
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DATA = os.path.join(ROOT, "..", "shared", "data", "rsfs_network.json")
+NEST_PYTHON = "/work/venv-nest/bin/python"
+
+
+def _load_model(path):
+    for candidate in (path, os.path.join(ROOT, "benchmarks", "data", "rsfs_network.json"),
+                      "/work/shared/data/rsfs_network.json"):
+        if candidate and os.path.isfile(candidate):
+            with open(candidate) as f:
+                return json.load(f)
+    raise FileNotFoundError("rsfs_network.json not found (give --data)")
+
+
+def _sizes(model, n_scale):
+    pops = model["populations"]
+    return int(pops["RS"]["N"] * n_scale), int(pops["FS"]["N"] * n_scale), int(model["external_drive"]["N_ext"])
+
+
+def run_ngc_adex(model, T, integrator, n_scale, seed=0):
+    sys.path.insert(0, ROOT)
+    import numpy as np
+    import jax
+    import jax.numpy as jnp
+    from ngclearn import Context, MethodProcess, Summation
+    from ngcsimlib.global_state import stateManager
+    import ngc_adex
+
+    t0 = time.perf_counter()
+    dt = model["simulation"]["dt"]
+    transient = model["simulation"]["transient_ms"]
+    syn, pops, ext = model["synapses"], model["populations"], model["external_drive"]
+    n_rs, n_fs, n_ext = _sizes(model, n_scale)
+    p = model["connectivity"]["p"] / n_scale  # fixed in-degree when scaling
+    rec = [{"name": "exc", "kind": "exp", "tau_decay": syn["tau_syn_e"], "e_rev": syn["E_e"]},
+           {"name": "inh", "kind": "exp", "tau_decay": syn["tau_syn_i"], "e_rev": syn["E_i"]}]
+
+    def cell(name, n, q):
+        kw = ngc_adex.from_physical(C=q["C"], g_L=q["gL"], E_L=q["EL"], V_T=q["VT"], Delta_T=q["DT"],
+                                    V_reset=q["Vr"], V_peak=q["Vpeak"], a=q["a"], tau_w=q["tau_w"], b=q["b"],
+                                    t_ref=q["t_ref"])
+        kw["v0"] = -65.
+        return ngc_adex.AdExCell(name, n, integration_type=integrator, receptors=rec, **kw)
+
+    keys = jax.random.split(jax.random.PRNGKey(seed), 8)
+    with Context(f"rsfs_{seed}_{integrator}_{n_scale}") as ctx:
+        rs, fs = cell("RS", n_rs, pops["RS"]), cell("FS", n_fs, pops["FS"])
+        proj = {}
+        for (src, tgt, ns, nt, w, k) in (("RS", "RS", n_rs, n_rs, syn["Qe"], 0), ("RS", "FS", n_rs, n_fs, syn["Qe"], 1),
+                                         ("FS", "RS", n_fs, n_rs, syn["Qi"], 2), ("FS", "FS", n_fs, n_fs, syn["Qi"], 3)):
+            proj[src + tgt] = ngc_adex.SparseProjection(f"{src}_{tgt}", (ns, nt), p=p, allow_autapses=src != tgt,
+                                                        weight=w, delay=0, key=keys[k])
+        drives = {name: ngc_adex.PoissonDrive(
+            f"ext_{name}", n, rate=ext["rate_hz"], weight=syn["Qe"], key=keys[4 + i],
+            n_sources=ngc_adex.PoissonDrive.binomial_sources(n, n_ext, ext["p"], seed=seed + i))
+            for i, (name, n) in enumerate((("RS", n_rs), ("FS", n_fs)))}
+        rs.s >> proj["RSRS"].inputs
+        rs.s >> proj["RSFS"].inputs
+        fs.s >> proj["FSRS"].inputs
+        fs.s >> proj["FSFS"].inputs
+        Summation(proj["RSRS"].outputs, drives["RS"].outputs) >> rs.exc
+        Summation(proj["RSFS"].outputs, drives["FS"].outputs) >> fs.exc
+        proj["FSRS"].outputs >> rs.inh
+        proj["FSFS"].outputs >> fs.inh
+        advance, reset = MethodProcess("advance"), MethodProcess("reset")
+        for c in (*drives.values(), *proj.values(), rs, fs):
+            advance >> c.advance_state
+            reset >> c.reset
+    reset.run()
+    del ctx
+    steps = int(round(T / dt))
+    rows = jnp.asarray(advance.pack_rows(steps, t=lambda i: (i + 1) * dt, dt=dt))
+    ts = (jnp.arange(steps) + 1) * dt
+    state = {k: jnp.asarray(v) for k, v in stateManager.state.items()}
+    f = advance.run.compiled
+    build_s = time.perf_counter() - t0
+
+    def stats0(n):
+        z = jnp.zeros(n)
+        return dict(count=z, last=jnp.full(n, -1.), n_isi=z, s1=z, s2=z)
+
+    def update(st, s, t):
+        s = s[0] > 0
+        after = s & (t > transient)
+        isi = t - st["last"]
+        ok = after & (st["last"] > transient)
+        return dict(count=st["count"] + after, last=jnp.where(after, t, st["last"]), n_isi=st["n_isi"] + ok,
+                    s1=st["s1"] + jnp.where(ok, isi, 0.), s2=st["s2"] + jnp.where(ok, isi * isi, 0.))
+
+    def body(carry, xs):
+        st, a, b = carry
+        row, t = xs
+        st, _ = f(st, row)
+        return (st, update(a, st[rs.s.target], t), update(b, st[fs.s.target], t)), None
+
+    run = jax.jit(lambda st: jax.lax.scan(body, (st, stats0(n_rs), stats0(n_fs)), (rows, ts))[0][1:])
+    t1 = time.perf_counter()
+    compiled = run.lower(state).compile()
+    compile_s = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    a, b = jax.block_until_ready(compiled(state))
+    run_s = time.perf_counter() - t2
+    a, b = ({k: np.asarray(v, np.float64) for k, v in x.items()} for x in (a, b))
+    span = (T - transient) / 1000.
+    has = a["n_isi"] >= 3
+    mean = a["s1"][has] / a["n_isi"][has]
+    var = np.maximum(a["s2"][has] / a["n_isi"][has] - mean ** 2, 0.) * a["n_isi"][has] / (a["n_isi"][has] - 1)
+    total = a["count"].sum() + b["count"].sum()
+    return {"sim": "ngc_adex", "rate_rs": float(a["count"].sum() / n_rs / span),
+            "rate_fs": float(b["count"].sum() / n_fs / span), "cv_rs": float(np.mean(np.sqrt(var) / mean)),
+            "run_s": run_s, "build_s": build_s, "compile_s": compile_s, "integrator": integrator,
+            "n_neurons": n_rs + n_fs, "steps": steps, "ms_per_step": run_s / steps * 1e3,
+            "spikes_per_step": float(total / ((T - transient) / dt)),
+            "connections": int(sum(pj.n_connections for pj in proj.values()))}
+
+
+NEST_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+import nest
+model, T, n_scale, threads = json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+t0 = time.perf_counter()
+nest.set_verbosity("M_ERROR")
+nest.ResetKernel()
+dt = model["simulation"]["dt"]; transient = model["simulation"]["transient_ms"]
+nest.SetKernelStatus({"resolution": dt, "local_num_threads": threads, "rng_seed": 1})
+syn, pops, ext = model["synapses"], model["populations"], model["external_drive"]
+def params(q):
+    return {"C_m": q["C"], "g_L": q["gL"], "E_L": q["EL"], "V_th": q["VT"], "Delta_T": q["DT"], "a": q["a"],
+            "b": q["b"], "tau_w": q["tau_w"], "V_reset": q["Vr"], "V_peak": q["Vpeak"], "t_ref": q["t_ref"],
+            "E_ex": syn["E_e"], "E_in": syn["E_i"], "tau_syn_ex": syn["tau_syn_e"], "tau_syn_in": syn["tau_syn_i"],
+            "V_m": -65., "w": 0.}
+n_rs, n_fs = int(pops["RS"]["N"] * n_scale), int(pops["FS"]["N"] * n_scale)
+p = model["connectivity"]["p"] / n_scale
+rs = nest.Create("aeif_cond_exp", n_rs, params=params(pops["RS"]))
+fs = nest.Create("aeif_cond_exp", n_fs, params=params(pops["FS"]))
+for src, tgt, w in ((rs, rs, syn["Qe"]), (rs, fs, syn["Qe"]), (fs, rs, -syn["Qi"]), (fs, fs, -syn["Qi"])):
+    nest.Connect(src, tgt, {"rule": "pairwise_bernoulli", "p": p, "allow_autapses": False},
+                 {"weight": w, "delay": dt})
+pg = nest.Create("poisson_generator", params={"rate": ext["N_ext"] * ext["p"] * ext["rate_hz"]})
+nest.Connect(pg, rs + fs, syn_spec={"weight": syn["Qe"], "delay": dt})
+rec = nest.Create("spike_recorder")
+nest.Connect(rs + fs, rec)
+build_s = time.perf_counter() - t0
+t1 = time.perf_counter()
+nest.Simulate(T)
+run_s = time.perf_counter() - t1
+ev = rec.get("events")
+sender, times = np.asarray(ev["senders"]), np.asarray(ev["times"])
+keep = times > transient
+sender, times = sender[keep], times[keep]
+span = (T - transient) / 1000.
+is_rs = sender <= max(rs.tolist())
+cvs = []
+order = np.lexsort((times, sender))
+sender, times, is_rs = sender[order], times[order], is_rs[order]
+for nid in np.unique(sender[is_rs]):
+    tt = times[sender == nid]
+    if tt.size >= 4:
+        isi = np.diff(tt)
+        cvs.append(isi.std(ddof=1) / isi.mean())
+print(json.dumps({"sim": "nest", "rate_rs": float(is_rs.sum() / n_rs / span),
+                  "rate_fs": float((~is_rs).sum() / n_fs / span), "cv_rs": float(np.mean(cvs)) if cvs else None,
+                  "run_s": run_s, "build_s": build_s, "integrator": "aeif_cond_exp (rkf45, adaptive)",
+                  "n_neurons": n_rs + n_fs, "steps": int(round(T / dt)), "ms_per_step": run_s / (T / dt) * 1e3,
+                  "threads": threads}))
+"""
+
+
+def _has_module(python, module):
+    try:
+        return subprocess.run([python, "-c", f"import {module}"], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def run_nest(model, T, n_scale, threads=2):
+    python = sys.executable if _has_module(sys.executable, "nest") else NEST_PYTHON
+    if not (os.path.exists(python) or shutil.which(python)) or not _has_module(python, "nest"):
+        return {"sim": "nest", "skipped": "nest-simulator not installed"}
+    proc = subprocess.run([python, "-c", NEST_SCRIPT, json.dumps(model), str(T), str(n_scale), str(threads)],
+                          capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        return {"sim": "nest", "error": proc.stderr[-2000:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="rsfs", choices=["rsfs"])
+    ap.add_argument("--data", default=None, help="path of rsfs_network.json")
+    ap.add_argument("--T", type=float, default=1000., help="simulated time (ms)")
+    ap.add_argument("--integrator", default="heun", help="AdExCell integration_type")
+    ap.add_argument("--n-scale", type=float, default=1., help="population sizes x K at fixed in-degree")
+    ap.add_argument("--sims", default="ngc_adex", help="comma-separated: ngc_adex, nest, brian2")
+    ap.add_argument("--json", action="store_true", help="one JSON line per simulator")
+    args = ap.parse_args()
+    model = _load_model(args.data)
+    for sim in args.sims.split(","):
+        if sim == "ngc_adex":
+            res = run_ngc_adex(model, args.T, args.integrator, args.n_scale)
+        elif sim == "nest":
+            res = run_nest(model, args.T, args.n_scale)
+        elif sim == "brian2":
+            res = {"sim": "brian2", "skipped": "not set up here (brian2 2.9 needs numpy < 2.4: a separate venv)"}
+        else:
+            raise SystemExit(f"unknown simulator {sim!r}")
+        if args.json:
+            print(json.dumps(res), flush=True)
+        else:
+            print(", ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in res.items()),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
