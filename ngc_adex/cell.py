@@ -9,6 +9,7 @@ from ngclearn import Compartment, compilable
 from ngclearn.components.jaxComponent import JaxComponent
 
 from . import numerics, params as _params
+from ._checkpoint import load_npz
 from ._json import jsonable
 from .numerics.receptors import ReceptorState
 from .receptors import PortInputs, _ngc_adex_stack_ports, validate_receptors  # noqa: F401 (compiled code calls it)
@@ -371,13 +372,7 @@ class AdExCell(JaxComponent):
         A checkpoint of ngc-learn's ``AdExCell`` (without ``t_spike`` and
         ``ref_left``) loads with those two at their reset value, 0."""
         path = os.path.join(directory, self.name + ".npz")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"saved state of AdExCell '{self.name}' not found: {path}")
-        try:
-            with np.load(path) as data:
-                saved = {k: data[k] for k in data.files}
-        except Exception as err:
-            raise ValueError(f"saved state of AdExCell '{self.name}' is corrupted: {path} ({err})") from err
+        saved = load_npz(self, directory)
         for comp_name, comp in self.compartments:
             if comp_name not in saved:
                 if comp_name == "j" or comp_name in self.receptor_names or not comp.auto_save:  # wired inputs

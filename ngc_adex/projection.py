@@ -2,15 +2,14 @@
 :mod:`ngc_adex.numerics.projection` and :mod:`ngc_adex.numerics.poisson`."""
 import math
 import numbers
-import os
 from functools import partial
 
 import numpy as np
-import jax
 import jax.numpy as jnp
 from ngclearn import Compartment, compilable
 from ngclearn.components.jaxComponent import JaxComponent
 
+from ._checkpoint import load_npz
 from .numerics import poisson as _poisson
 from .numerics import projection as _proj
 
@@ -28,23 +27,6 @@ def _int_arg(name, value, low=0, high=None):
 
 def _float_dtype():
     return jnp.zeros(()).dtype  # float32, or float64 under jax_enable_x64
-
-
-def _load_npz(component, directory, required):
-    """The saved arrays of ``component`` (``directory/<name>.npz``), with ``required`` present;
-    a missing or unreadable file, or a missing array, raises an error naming the file."""
-    path = os.path.join(directory, component.name + ".npz")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"saved state of {type(component).__name__} '{component.name}' not found: {path}")
-    try:
-        with np.load(path) as data:
-            saved = {k: data[k] for k in data.files}
-    except Exception as err:
-        raise ValueError(f"saved state of '{component.name}' is corrupted: {path} ({err})") from err
-    missing = [k for k in required if k not in saved]
-    if missing:
-        raise ValueError(f"saved state {path} lacks compartment(s) {missing}")
-    return saved
 
 
 class SparseProjection(JaxComponent):
@@ -305,7 +287,7 @@ class SparseProjection(JaxComponent):
         """Restores the saved compartments from ``directory/<name>.npz`` (a missing file or
         array, or one of another shape, raises an error naming the file)."""
         required = ("weights", "targets", "delays", "buffer", "head")
-        saved = _load_npz(self, directory, required)
+        saved = load_npz(self, directory, required)
         for comp_name, comp in self.compartments:
             if comp_name not in saved or comp.targeted:
                 continue
