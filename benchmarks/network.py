@@ -9,7 +9,13 @@ spikes of the previous step, as a synapse in Brian2 acting in the next step), tw
 ``jax.jit(lax.scan)`` over the process's compiled step that also accumulates the spike
 statistics (counts and ISIs after the transient) on the device. NEST (``aeif_cond_exp``,
 2 threads, a poisson_generator of 400 x 2.5 Hz per target) runs in the interpreter that has it
-(this one or /work/venv-nest/bin/python).
+(this one or /work/venv-nest/bin/python). Brian2 (2.9 needs numpy < 2.4) runs in
+--brian2-python (default /work/venv-brian2/bin/python if it exists, else this one): the same network
+as in the di Volo / Goldman scripts (NeuronGroups with v ``(unless refractory)``, ``heun``,
+Synapses without delay, the drive a PoissonGroup(8000, 2.5 Hz) + Synapses with p = 0.05),
+``prefs.codegen.target`` from --brian2-target (cython); a 10 ms warm-up run (then ``restore()``)
+generates and compiles the code, so run_s is the wall time of ``net.run(T)`` (loop_s: Brian2's own
+time of the main loop, without the code objects' preparation).
 
 Prints one JSON line per simulator with --json: rate_rs, rate_fs (Hz: spikes after the
 transient / neurons / time), cv_rs (mean CV of the ISIs of RS neurons with >= 3 ISIs after
@@ -17,7 +23,7 @@ the transient), run_s (wall time after compilation), build_s, compile_s, integra
 n_neurons, steps, ms_per_step, spikes_per_step.
 
 Run:  python benchmarks/network.py --model rsfs --T 1000 --json [--integrator heun] [--n-scale 1]
-      [--sims ngc_adex,nest]
+      [--sims ngc_adex,nest,brian2] [--brian2-python PATH] [--brian2-target cython|numpy]
 """
 import argparse
 import json
@@ -31,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DATA = os.path.join(ROOT, "..", "shared", "data", "rsfs_network.json")
 NEST_PYTHON = "/work/venv-nest/bin/python"
+BRIAN2_PYTHON = "/work/venv-brian2/bin/python"
 
 
 def _load_model(path):
@@ -197,6 +204,97 @@ print(json.dumps({"sim": "nest", "rate_rs": float(is_rs.sum() / n_rs / span),
 """
 
 
+BRIAN2_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+model, T, n_scale, target, warmup = (json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4],
+                                     float(sys.argv[5]))
+t0 = time.perf_counter()
+import brian2
+from brian2 import (NeuronGroup, PoissonGroup, Synapses, SpikeMonitor, Network, defaultclock, prefs, seed,
+                    ms, mV, pF, nS, pA, Hz, device)
+prefs.codegen.target = target
+dt = model["simulation"]["dt"]; transient = model["simulation"]["transient_ms"]
+defaultclock.dt = dt * ms
+seed(1)
+syn, pops, ext = model["synapses"], model["populations"], model["external_drive"]
+n_rs, n_fs = int(pops["RS"]["N"] * n_scale), int(pops["FS"]["N"] * n_scale)
+p = model["connectivity"]["p"] / n_scale
+eqs = "\n".join([
+    "dv/dt = (-gE*(v-Ee) - gI*(v-Ei) - gL*(v-EL) + gL*DT*exp((v-VT)/DT) - w)/C : volt (unless refractory)",
+    "dw/dt = (a*(v-EL) - w)/tau_w : amp",
+    "dgE/dt = -gE/tau_e : siemens",
+    "dgI/dt = -gI/tau_i : siemens",
+    "C : farad (constant)", "gL : siemens (constant)", "EL : volt (constant)", "VT : volt (constant)",
+    "DT : volt (constant)", "a : siemens (constant)", "b : amp (constant)", "tau_w : second (constant)",
+    "Vpeak : volt (constant)", "Vr : volt (constant)"])
+ns = {"Ee": syn["E_e"] * mV, "Ei": syn["E_i"] * mV, "tau_e": syn["tau_syn_e"] * ms, "tau_i": syn["tau_syn_i"] * ms}
+def group(n, q, name):
+    g = NeuronGroup(n, eqs, threshold="v > Vpeak", reset="v = Vr; w += b", refractory=q["t_ref"] * ms,
+                    method="heun", namespace=ns, name=name)
+    g.C, g.gL, g.EL, g.VT, g.DT = q["C"] * pF, q["gL"] * nS, q["EL"] * mV, q["VT"] * mV, q["DT"] * mV
+    g.a, g.b, g.tau_w, g.Vpeak, g.Vr = q["a"] * nS, q["b"] * pA, q["tau_w"] * ms, q["Vpeak"] * mV, q["Vr"] * mV
+    g.v, g.w, g.gE, g.gI = -65. * mV, 0. * pA, 0. * nS, 0. * nS
+    return g
+rs, fs = group(n_rs, pops["RS"], "RS"), group(n_fs, pops["FS"], "FS")
+objs = [rs, fs]
+q_ns = {"Qe": syn["Qe"] * nS, "Qi": syn["Qi"] * nS}
+for src, tgt, pre in ((rs, rs, "gE_post += Qe"), (rs, fs, "gE_post += Qe"),
+                      (fs, rs, "gI_post += Qi"), (fs, fs, "gI_post += Qi")):
+    S = Synapses(src, tgt, on_pre=pre, namespace=q_ns)  # no delay: acts in the next step
+    if src is tgt:
+        S.connect(condition="i != j", p=p)
+    else:
+        S.connect(p=p)
+    objs.append(S)
+# external drive as in the published di Volo / Goldman scripts: PoissonGroup + Synapses with p
+P_ed = PoissonGroup(int(ext["N_ext"]), rates=ext["rate_hz"] * Hz)
+objs.append(P_ed)
+for tgt in (rs, fs):
+    S = Synapses(P_ed, tgt, on_pre="gE_post += Qe", namespace=q_ns)
+    S.connect(p=ext["p"])
+    objs.append(S)
+m_rs, m_fs = SpikeMonitor(rs), SpikeMonitor(fs)
+net = Network(*objs, m_rs, m_fs)
+connections = int(sum(len(o) for o in objs[2:6]))
+net.store()
+t1 = time.perf_counter()
+if warmup > 0:
+    net.run(warmup * ms)  # generates and compiles the code (cython: cached on disk)
+warmup_s = time.perf_counter() - t1
+net.restore()  # back to t = 0, initial state, empty monitors
+build_s = time.perf_counter() - t0
+t2 = time.perf_counter()
+net.run(T * ms)
+run_s = time.perf_counter() - t2
+loop_s = float(device._last_run_time)
+span = (T - transient) / 1000.
+def after(mon):
+    i, t = np.asarray(mon.i), np.asarray(mon.t / ms)
+    keep = t > transient
+    return i[keep], t[keep]
+i_rs, t_rs = after(m_rs)
+i_fs, t_fs = after(m_fs)
+order = np.lexsort((t_rs, i_rs))
+i_rs, t_rs = i_rs[order], t_rs[order]
+starts = np.searchsorted(i_rs, np.arange(n_rs + 1))
+cvs = []
+for k in range(n_rs):
+    tt = t_rs[starts[k]:starts[k + 1]]
+    if tt.size >= 4:  # >= 3 ISIs
+        isi = np.diff(tt)
+        cvs.append(isi.std(ddof=1) / isi.mean())
+print(json.dumps({"sim": "brian2", "rate_rs": float(i_rs.size / n_rs / span),
+                  "rate_fs": float(i_fs.size / n_fs / span), "cv_rs": float(np.mean(cvs)) if cvs else None,
+                  "run_s": run_s, "build_s": build_s, "warmup_s": warmup_s, "loop_s": loop_s,
+                  "integrator": "heun", "target": target, "n_neurons": n_rs + n_fs, "steps": int(round(T / dt)),
+                  "ms_per_step": run_s / (T / dt) * 1e3,
+                  "spikes_per_step": float((i_rs.size + i_fs.size) / ((T - transient) / dt)),
+                  "connections": connections, "drive": "PoissonGroup(N_ext) + Synapses(p)",
+                  "version": brian2.__version__}))
+"""
+
+
 def _has_module(python, module):
     try:
         return subprocess.run([python, "-c", f"import {module}"], capture_output=True, timeout=120).returncode == 0
@@ -215,6 +313,18 @@ def run_nest(model, T, n_scale, threads=2):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run_brian2(model, T, n_scale, python=None, target="cython", warmup=10.):
+    if python is None:
+        python = BRIAN2_PYTHON if os.path.exists(BRIAN2_PYTHON) else sys.executable
+    if not (os.path.exists(python) or shutil.which(python)) or not _has_module(python, "brian2"):
+        return {"sim": "brian2", "skipped": f"brian2 not importable by {python}"}
+    proc = subprocess.run([python, "-c", BRIAN2_SCRIPT, json.dumps(model), str(T), str(n_scale), target,
+                           str(warmup)], capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        return {"sim": "brian2", "error": proc.stderr[-2000:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="rsfs", choices=["rsfs"])
@@ -224,6 +334,10 @@ def main():
     ap.add_argument("--n-scale", type=float, default=1., help="population sizes x K at fixed in-degree")
     ap.add_argument("--sims", default="ngc_adex", help="comma-separated: ngc_adex, nest, brian2")
     ap.add_argument("--json", action="store_true", help="one JSON line per simulator")
+    ap.add_argument("--brian2-python", default=None,
+                    help=f"interpreter with brian2 (default: {BRIAN2_PYTHON} if it exists, else this one)")
+    ap.add_argument("--brian2-target", default="cython", choices=["cython", "numpy"],
+                    help="prefs.codegen.target for Brian2")
     args = ap.parse_args()
     model = _load_model(args.data)
     for sim in args.sims.split(","):
@@ -232,7 +346,7 @@ def main():
         elif sim == "nest":
             res = run_nest(model, args.T, args.n_scale)
         elif sim == "brian2":
-            res = {"sim": "brian2", "skipped": "not set up here (brian2 2.9 needs numpy < 2.4: a separate venv)"}
+            res = run_brian2(model, args.T, args.n_scale, args.brian2_python, args.brian2_target)
         else:
             raise SystemExit(f"unknown simulator {sim!r}")
         if args.json:
