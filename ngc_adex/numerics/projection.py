@@ -15,15 +15,18 @@ is ``n_pre * max_out`` (the largest out-degree; for random rules a few
 standard deviations above the mean).
 
 Delivery in a step: the indices of the presynaptic neurons that spiked are
-compacted into a buffer of ``max_spikes`` entries (:func:`compact`: a blocked prefix sum
-and a binary search), their
-rows gathered and scatter-added into a ring buffer of ``max_delay + 1``
-slots, flat ``(slots, batch, n_post + 1)`` (:func:`deliver`). Work per step
-is proportional to (spikes) x (max_out), never ``n_pre x n_post``. When more
-neurons spike in a step than the buffer holds, the rest are delivered in
-further rounds of the same size (a ``lax.while_loop``): no spike is dropped.
+compacted into a buffer of ``max_spikes`` entries (:func:`compact`: a blocked
+prefix sum and a binary search), and each spike's row is added into a ring
+buffer of ``max_delay + 1`` slots, flat ``(slots, batch, n_post + 1)``
+(:func:`deliver`), by a loop over the step's spikes (a row's targets are
+distinct, so a row is one gather, add and write back, which XLA:CPU
+vectorizes, where a scatter-add of all rows at once is serial). Work per step
+is proportional to (spikes) x (max_out), never ``n_pre x n_post``. Spikes
+beyond the buffer are found one by one in the running count: no spike is
+dropped.
 """
 import math
+from functools import partial
 
 import numpy as np
 import jax
@@ -233,25 +236,20 @@ def compact(spikes, size, offset=0, ranks=None):
     return idx.astype(jnp.int32), ranks[:, -1].astype(jnp.int32)
 
 
-def _scatter_round(flat, idx, spikes, targets, weights, delays, head, n_slots, uniform_delay):
-    """Adds the out-connections of the pre neurons ``idx`` (batch, K; pads = n_pre) into the flat
-    ring buffer."""
-    batch = idx.shape[0]
-    n_pre, _ = targets.shape
-    width = flat.shape[0] // (n_slots * batch)  # n_post + 1
-    n_post = width - 1
-    tg = targets.at[idx].get(mode="fill", fill_value=n_post)                      # (B, K, M)
-    amp = jnp.take_along_axis(spikes, jnp.minimum(idx, n_pre - 1), axis=1)       # spike values
-    w = weights.at[idx].get(mode="fill", fill_value=0) * amp[..., None].astype(weights.dtype)
-    b = jnp.arange(batch, dtype=jnp.int32)[:, None, None]
+def _add_row(flat, i, b, spikes, targets, weights, delays, head, n_slots, batch, width, uniform_delay):
+    """Adds the out-connections of pre neuron ``i`` (batch row ``b``) into the flat ring buffer:
+    a gather of the row's entries, an add and a write back. A neuron's targets are distinct
+    (no multapses), so the positions are distinct but for the pads, which all land in the dump
+    slot (whose value is discarded); with one delay they are also increasing."""
+    amp = spikes[b, i].astype(weights.dtype)
     if uniform_delay is None:
-        d = delays.at[idx].get(mode="fill", fill_value=0)
-        slot = head + d
+        slot = head + delays[i]
         slot = jnp.where(slot >= n_slots, slot - n_slots, slot)
     else:
         slot = (head + uniform_delay) % n_slots
-    pos = (slot * batch + b) * width + tg
-    return flat.at[pos.ravel()].add(w.ravel().astype(flat.dtype), mode="promise_in_bounds")
+    pos = (slot * batch + b) * width + targets[i]
+    return flat.at[pos].set(flat[pos] + (weights[i] * amp).astype(flat.dtype), mode="promise_in_bounds",
+                            unique_indices=True, indices_are_sorted=uniform_delay is not None)
 
 
 def deliver(buffer, head, spikes, targets, weights, delays, max_spikes, uniform_delay=None):
@@ -268,7 +266,8 @@ def deliver(buffer, head, spikes, targets, weights, delays, max_spikes, uniform_
 
         targets, weights, delays: the ELL layout (:func:`ell_layout`)
 
-        max_spikes: spikes compacted per round (static int); more are delivered in further rounds
+        max_spikes: spikes compacted at once (static int); the spikes beyond them are found one
+            by one (a binary search of the running count each), so none is dropped
 
         uniform_delay: None, or the delay (static int) of every connection (then ``delays`` is
             not read)
@@ -283,15 +282,14 @@ def deliver(buffer, head, spikes, targets, weights, delays, max_spikes, uniform_
     k = int(max_spikes)
     ranks = spike_ranks(spikes)
     idx, count = compact(spikes, k, ranks=ranks)
-    flat = _scatter_round(flat, idx, spikes, targets, weights, delays, head, n_slots, uniform_delay)
-    rounds = (jnp.max(count) + (k - 1)) // k
-
-    def body(carry):
-        r, fl = carry
-        more, _ = compact(spikes, k, offset=r * k, ranks=ranks)
-        return r + 1, _scatter_round(fl, more, spikes, targets, weights, delays, head, n_slots, uniform_delay)
-
-    _, flat = jax.lax.while_loop(lambda c: c[0] < rounds, body, (jnp.asarray(1, jnp.int32), flat))
+    add = partial(_add_row, spikes=spikes, targets=targets, weights=weights, delays=delays, head=head,
+                  n_slots=n_slots, batch=batch, width=width, uniform_delay=uniform_delay)
+    dtype = ranks.dtype
+    for b in range(batch):
+        # one row update per spike (a loop over the step's spikes, not over a padded buffer)
+        flat = jax.lax.fori_loop(0, jnp.minimum(count[b], k), lambda j, fl, b=b: add(fl, idx[b, j], b), flat)
+        flat = jax.lax.fori_loop(k, count[b], lambda j, fl, b=b: add(
+            fl, jnp.searchsorted(ranks[b], (j + 1).astype(dtype), side="left").astype(jnp.int32), b), flat)
     return flat.reshape(n_slots, batch, width)
 
 
