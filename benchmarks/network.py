@@ -35,18 +35,35 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-DATA = os.path.join(ROOT, "..", "shared", "data", "rsfs_network.json")
 NEST_PYTHON = "/work/venv-nest/bin/python"
 BRIAN2_PYTHON = "/work/venv-brian2/bin/python"
 
 
 def _load_model(path):
-    for candidate in (path, os.path.join(ROOT, "benchmarks", "data", "rsfs_network.json"),
-                      "/work/shared/data/rsfs_network.json"):
-        if candidate and os.path.isfile(candidate):
-            with open(candidate) as f:
-                return json.load(f)
-    raise FileNotFoundError("rsfs_network.json not found (give --data)")
+    """The network's parameters: from ``path`` if given, else the package's copy."""
+    if path:
+        with open(path) as f:
+            return json.load(f)
+    sys.path.insert(0, ROOT)
+    from ngc_adex.networks import rsfs_parameters
+    return rsfs_parameters()
+
+
+def _peak_rss_mb():
+    """Peak resident memory of this process (MiB): VmHWM."""
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmHWM:")[1].split()[0]) / 1024.
+
+
+TABLE = ("sim", "integrator", "n_neurons", "rate_rs", "rate_fs", "cv_rs", "run_s", "build_s", "peak_rss_mb")
+
+
+def print_table(results):
+    """The simulators side by side, one row each."""
+    print(" | ".join(f"{c:>12s}" for c in TABLE))
+    for r in results:
+        cells = [r.get(c, r.get("skipped", r.get("error", "")) if c == "integrator" else "") for c in TABLE]
+        print(" | ".join(f"{v:12.4g}" if isinstance(v, float) else f"{str(v)[:40]:>12s}" for v in cells))
 
 
 def _sizes(model, n_scale):
@@ -59,52 +76,18 @@ def run_ngc_adex(model, T, integrator, n_scale, seed=0):
     import numpy as np
     import jax
     import jax.numpy as jnp
-    from ngclearn import Context, MethodProcess, Summation
     from ngcsimlib.global_state import stateManager
     import ngc_adex
+    import ngc_adex.networks
 
     t0 = time.perf_counter()
     dt = model["simulation"]["dt"]
     transient = model["simulation"]["transient_ms"]
-    syn, pops, ext = model["synapses"], model["populations"], model["external_drive"]
-    n_rs, n_fs, n_ext = _sizes(model, n_scale)
-    p = model["connectivity"]["p"] / n_scale  # fixed in-degree when scaling
-    rec = [{"name": "exc", "kind": "exp", "tau_decay": syn["tau_syn_e"], "e_rev": syn["E_e"]},
-           {"name": "inh", "kind": "exp", "tau_decay": syn["tau_syn_i"], "e_rev": syn["E_i"]}]
-
-    def cell(name, n, q):
-        kw = ngc_adex.from_physical(C=q["C"], g_L=q["gL"], E_L=q["EL"], V_T=q["VT"], Delta_T=q["DT"],
-                                    V_reset=q["Vr"], V_peak=q["Vpeak"], a=q["a"], tau_w=q["tau_w"], b=q["b"],
-                                    t_ref=q["t_ref"])
-        kw["v0"] = -65.
-        return ngc_adex.AdExCell(name, n, integration_type=integrator, receptors=rec, **kw)
-
-    keys = jax.random.split(jax.random.PRNGKey(seed), 8)
-    with Context(f"rsfs_{seed}_{integrator}_{n_scale}") as ctx:
-        rs, fs = cell("RS", n_rs, pops["RS"]), cell("FS", n_fs, pops["FS"])
-        proj = {}
-        for (src, tgt, ns, nt, w, k) in (("RS", "RS", n_rs, n_rs, syn["Qe"], 0), ("RS", "FS", n_rs, n_fs, syn["Qe"], 1),
-                                         ("FS", "RS", n_fs, n_rs, syn["Qi"], 2), ("FS", "FS", n_fs, n_fs, syn["Qi"], 3)):
-            proj[src + tgt] = ngc_adex.SparseProjection(f"{src}_{tgt}", (ns, nt), p=p, allow_autapses=src != tgt,
-                                                        weight=w, delay=0, key=keys[k])
-        drives = {name: ngc_adex.PoissonDrive(
-            f"ext_{name}", n, rate=ext["rate_hz"], weight=syn["Qe"], key=keys[4 + i],
-            n_sources=ngc_adex.PoissonDrive.binomial_sources(n, n_ext, ext["p"], seed=seed + i))
-            for i, (name, n) in enumerate((("RS", n_rs), ("FS", n_fs)))}
-        rs.s >> proj["RSRS"].inputs
-        rs.s >> proj["RSFS"].inputs
-        fs.s >> proj["FSRS"].inputs
-        fs.s >> proj["FSFS"].inputs
-        Summation(proj["RSRS"].outputs, drives["RS"].outputs) >> rs.exc
-        Summation(proj["RSFS"].outputs, drives["FS"].outputs) >> fs.exc
-        proj["FSRS"].outputs >> rs.inh
-        proj["FSFS"].outputs >> fs.inh
-        advance, reset = MethodProcess("advance"), MethodProcess("reset")
-        for c in (*drives.values(), *proj.values(), rs, fs):
-            advance >> c.advance_state
-            reset >> c.reset
+    n_rs, n_fs, _ = _sizes(model, n_scale)
+    net = ngc_adex.networks.build_rsfs(n_scale, integrator, seed, params=model,
+                                       name=f"rsfs_{seed}_{integrator}_{n_scale}")
+    advance, reset, rs, fs, proj = net.advance, net.reset, net.rs, net.fs, net.projections
     reset.run()
-    del ctx
     steps = int(round(T / dt))
     rows = jnp.asarray(advance.pack_rows(steps, t=lambda i: (i + 1) * dt, dt=dt))
     ts = (jnp.arange(steps) + 1) * dt
@@ -148,11 +131,12 @@ def run_ngc_adex(model, T, integrator, n_scale, seed=0):
             "run_s": run_s, "build_s": build_s, "compile_s": compile_s, "integrator": integrator,
             "n_neurons": n_rs + n_fs, "steps": steps, "ms_per_step": run_s / steps * 1e3,
             "spikes_per_step": float(total / ((T - transient) / dt)),
-            "connections": int(sum(pj.n_connections for pj in proj.values()))}
+            "connections": int(sum(pj.n_connections for pj in proj.values())), "peak_rss_mb": _peak_rss_mb()}
 
 
 NEST_SCRIPT = r"""
 import json, sys, time
+PEAK_RSS_MB = lambda: int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024.
 import numpy as np
 import nest
 model, T, n_scale, threads = json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
@@ -200,12 +184,13 @@ print(json.dumps({"sim": "nest", "rate_rs": float(is_rs.sum() / n_rs / span),
                   "rate_fs": float((~is_rs).sum() / n_fs / span), "cv_rs": float(np.mean(cvs)) if cvs else None,
                   "run_s": run_s, "build_s": build_s, "integrator": "aeif_cond_exp (rkf45, adaptive)",
                   "n_neurons": n_rs + n_fs, "steps": int(round(T / dt)), "ms_per_step": run_s / (T / dt) * 1e3,
-                  "threads": threads}))
+                  "threads": threads, "peak_rss_mb": PEAK_RSS_MB()}))
 """
 
 
 BRIAN2_SCRIPT = r"""
 import json, sys, time
+PEAK_RSS_MB = lambda: int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024.
 import numpy as np
 model, T, n_scale, target, warmup = (json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4],
                                      float(sys.argv[5]))
@@ -291,7 +276,7 @@ print(json.dumps({"sim": "brian2", "rate_rs": float(i_rs.size / n_rs / span),
                   "ms_per_step": run_s / (T / dt) * 1e3,
                   "spikes_per_step": float((i_rs.size + i_fs.size) / ((T - transient) / dt)),
                   "connections": connections, "drive": "PoissonGroup(N_ext) + Synapses(p)",
-                  "version": brian2.__version__}))
+                  "version": brian2.__version__, "peak_rss_mb": PEAK_RSS_MB()}))
 """
 
 
@@ -328,7 +313,7 @@ def run_brian2(model, T, n_scale, python=None, target="cython", warmup=10.):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="rsfs", choices=["rsfs"])
-    ap.add_argument("--data", default=None, help="path of rsfs_network.json")
+    ap.add_argument("--data", default=None, help="path of a rsfs_network.json (default: ngc_adex/data/rsfs_network.json)")
     ap.add_argument("--T", type=float, default=1000., help="simulated time (ms)")
     ap.add_argument("--integrator", default="heun", help="AdExCell integration_type")
     ap.add_argument("--n-scale", type=float, default=1., help="population sizes x K at fixed in-degree")
@@ -340,6 +325,7 @@ def main():
                     help="prefs.codegen.target for Brian2")
     args = ap.parse_args()
     model = _load_model(args.data)
+    results = []
     for sim in args.sims.split(","):
         if sim == "ngc_adex":
             res = run_ngc_adex(model, args.T, args.integrator, args.n_scale)
@@ -349,11 +335,11 @@ def main():
             res = run_brian2(model, args.T, args.n_scale, args.brian2_python, args.brian2_target)
         else:
             raise SystemExit(f"unknown simulator {sim!r}")
+        results.append(res)
         if args.json:
             print(json.dumps(res), flush=True)
-        else:
-            print(", ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in res.items()),
-                  flush=True)
+    if not args.json:
+        print_table(results)
 
 
 if __name__ == "__main__":

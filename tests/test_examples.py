@@ -26,6 +26,7 @@ SCRIPTS = {
     "06_modules_save_load.py": ["06_modules_save_load.png"],
     "07_sharded_population.py": [],  # prints throughput and checks; no figure
     "08_conductance_neuron.py": ["conductance_neuron.png"],
+    "09_rsfs_network.py": ["09_rsfs_network.png"],
 }
 TIMEOUT = 600  # s, for all of them together
 
@@ -135,3 +136,16 @@ def test_08_conductance_neuron(runs):
     assert int(m.group(1)) > 0 and abs(float(m.group(2)) - int(m.group(1))) < 0.05
     # 200 cells x 10 Hz x 2.5 nS x 5 ms = 25 nS; 50 x 10 Hz x 3 nS x 10 ms = 15 nS (Campbell's theorem)
     assert 20. < float(m.group(3)) < 30. and 12. < float(m.group(4)) < 19.
+
+
+def test_09_rsfs_network(runs):
+    """The asynchronous irregular regime of the published network: rates and CV within 10% (CV: 0.1)
+    of Brian2's and NEST's on the same network (Brian2 2.9 heun: RS 8.6-8.8 Hz, FS 24.0-24.6 Hz, CV
+    0.87; NEST 3.10 aeif_cond_exp: 8.5-8.9 / 23.9-24.7 Hz, CV 0.85; benchmarks/network.py)."""
+    stdout, _ = finished(runs, "09_rsfs_network.py")
+    rates = dict(re.findall(r"^(RS|FS): ([\d.]+) Hz", stdout, re.M))
+    cv = re.search(r"^RS: mean ISI CV ([\d.]+) over (\d+)", stdout, re.M)
+    assert set(rates) == {"RS", "FS"} and cv, stdout
+    assert 0.9 * 8.5 <= float(rates["RS"]) <= 1.1 * 8.8, rates
+    assert 0.9 * 23.9 <= float(rates["FS"]) <= 1.1 * 24.7, rates
+    assert 0.75 <= float(cv.group(1)) <= 0.97 and int(cv.group(2)) >= 100, cv.group(0)
