@@ -1,9 +1,9 @@
-"""The RS-FS conductance-based AdEx network (shared/data/rsfs_network.json, after di Volo et al.
+"""The RS-FS conductance-based AdEx network (ngc_adex/data/rsfs_network.json, after di Volo et al.
 2019): 8000 RS + 2000 FS AdEx neurons, pairwise Bernoulli p = 0.05 without autapses,
 exponential conductances (tau 5 ms, E 0 / -80 mV), external drive of 8000 Poisson sources at
 2.5 Hz (p = 0.05, weight Qe), refractory 5 ms, dt = 0.1 ms.
 
-ngc_adex: two AdExCells (receptor ports exc/inh), four SparseProjections (delay 0: each reads the
+ngc_adex: ``ngc_adex.networks.build_rsfs``: two AdExCells (receptor ports exc/inh), four SparseProjections (delay 0: each reads the
 spikes of the previous step, as a synapse in Brian2 acting in the next step), two PoissonDrives
 (per target K_i ~ Binomial(8000, 0.05) sources), one ``MethodProcess``; the run is a
 ``jax.jit(lax.scan)`` over the process's compiled step that also accumulates the spike
@@ -20,7 +20,9 @@ time of the main loop, without the code objects' preparation).
 Prints one JSON line per simulator with --json: rate_rs, rate_fs (Hz: spikes after the
 transient / neurons / time), cv_rs (mean CV of the ISIs of RS neurons with >= 3 ISIs after
 the transient), run_s (wall time after compilation), build_s, compile_s, integrator,
-n_neurons, steps, ms_per_step, spikes_per_step.
+n_neurons, steps, ms_per_step, spikes_per_step, peak_rss_mb (the peak resident memory of the
+process that ran it: ngc_adex runs in this one, so list it first); without --json, a table of
+the simulators side by side.
 
 Run:  python benchmarks/network.py --model rsfs --T 1000 --json [--integrator heun] [--n-scale 1]
       [--sims ngc_adex,nest,brian2] [--brian2-python PATH] [--brian2-target cython|numpy]
@@ -315,7 +317,9 @@ def main():
     ap.add_argument("--model", default="rsfs", choices=["rsfs"])
     ap.add_argument("--data", default=None, help="path of a rsfs_network.json (default: ngc_adex/data/rsfs_network.json)")
     ap.add_argument("--T", type=float, default=1000., help="simulated time (ms)")
-    ap.add_argument("--integrator", default="heun", help="AdExCell integration_type")
+    ap.add_argument("--integrator", default="heun",
+                    help="AdExCell integration_type (default heun: second order like the published Brian2 scripts, "
+                         "conductances inside the step, ~5%% of the step's cost over euler)")
     ap.add_argument("--n-scale", type=float, default=1., help="population sizes x K at fixed in-degree")
     ap.add_argument("--sims", default="ngc_adex", help="comma-separated: ngc_adex, nest, brian2")
     ap.add_argument("--json", action="store_true", help="one JSON line per simulator")
