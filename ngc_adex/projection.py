@@ -42,10 +42,10 @@ class SparseProjection(JaxComponent):
     projection's ``advance_state`` runs after the presynaptic cell's and before the
     postsynaptic one's in the process); delay d, d steps later. Delivery is event-driven:
     per step the spiking presynaptic neurons are compacted into a buffer of
-    ``max_spikes`` entries, their out-lists gathered and scatter-added into a ring buffer
-    of ``max_delay + 1`` slots; work per step is (spikes) x (largest out-degree), memory
-    ``n_pre`` x (largest out-degree). A step with more spikes than ``max_spikes`` is
-    delivered in further rounds: no spike is ever dropped. Any nonzero input is an event
+    ``max_spikes`` entries and each one's out-list is added into a ring buffer of
+    ``max_delay + 1`` slots; work per step is (spikes) x (largest out-degree), memory
+    ``n_pre`` x (largest out-degree). Spikes beyond ``max_spikes`` in a step are found
+    one by one: no spike is ever dropped. Any nonzero input is an event
     and scales its weights, as ``inputs @ W`` in a dense synapse.
 
     | --- Synapse Input Compartments: ---
@@ -101,9 +101,9 @@ class SparseProjection(JaxComponent):
 
         pre, post: explicit connections, integer arrays of equal length (Default: None)
 
-        max_spikes: spikes compacted per delivery round (Default: None = 0.2% of n_pre,
-            at least 4: a population firing at 20 Hz at dt = 0.1 ms); size it to the
-            expected spikes per step: larger costs work in every step, smaller costs rounds
+        max_spikes: spikes compacted at once (Default: None = 0.2% of n_pre, at least 4:
+            a population firing at 20 Hz at dt = 0.1 ms); the spikes beyond them in a step
+            are found one by one (a binary search each)
 
         batch_size: batch dimension (Default: 1)
 
@@ -324,7 +324,7 @@ class SparseProjection(JaxComponent):
             "weight": "Connection weight (number, or one per explicit connection)",
             "delay": "Connection delay in steps (integer >= 0, or one per explicit connection)",
             "pre": "Explicit presynaptic indices", "post": "Explicit postsynaptic indices",
-            "max_spikes": "Spikes compacted per delivery round (overflow: further rounds)",
+            "max_spikes": "Spikes compacted at once (beyond them: found one by one)",
             "batch_size": "Batch size dimension of this component",
             "seed": "Integer seed of the connectivity",
         }
