@@ -6,11 +6,13 @@ network: 8000 -> 10000, p = 0.05, out-degree ~500), random presynaptic spikes at
 Hz (dt = 0.1 ms), a scan of ``--steps`` steps after compilation, best of ``--reps``.
 
 Variants (one row each):
-* ``ell K=<k>``: compaction into a buffer of k spikes (cumsum rank + scatter), gather of the
-  ELL rows, one scatter-add into the flat ring buffer; overflow in further rounds.
+* ``ell K=<k>``: the delivery of ``P.step``: compaction into a buffer of k spikes (blocked prefix
+  sum + binary search), then each spike's ELL row added into the flat ring buffer (one
+  gather-add-write per spike, in a loop over the step's spikes; beyond k found one by one).
 * ``ell K=<k> delays``: the same with per-connection delays (1..5 steps) read from ``delays``.
-* ``nonzero K=<k>``: compaction by ``jnp.nonzero(size=k)`` instead (first round only: the
-  figure is the compaction's cost, not a correct delivery when a step overflows).
+* ``scatter-add K=<k>``: the same compaction, then the k rows (pads included) in one scatter-add
+  (first round only: the figure is its cost, not a correct delivery when a step overflows).
+* ``nonzero K=<k>``: the same with compaction by ``jnp.nonzero(size=k)``.
 * ``segment_sum K=<k>``: the scatter as ``jax.ops.segment_sum`` over n_post + 1 segments.
 * ``poisson inverse-cdf`` / ``poisson jax.random``: per-target Poisson counts of 10000 targets
   at lam = 0.1 per step (the drive of the RS-FS network).
@@ -44,11 +46,18 @@ def _timed(fn, args, reps):
     return best
 
 
-def _nonzero_step(buffer, head, spikes, targets, weights, k):
+def _scatter_all_step(buffer, head, spikes, targets, weights, k, compaction):
+    """The alternative to the per-spike rows: compaction (``P.compact`` or ``jnp.nonzero``), then the
+    k compacted rows (pads included) in one scatter-add into the next slot (first round only)."""
     n_slots, batch, width = buffer.shape
-    idx = jnp.nonzero(spikes[0], size=k, fill_value=targets.shape[0])[0][None]
-    flat = P._scatter_round(buffer.reshape(-1), idx, spikes, targets, weights, None, head, n_slots, 1)
-    return P.pop_slot(flat.reshape(buffer.shape), head)
+    if compaction == "nonzero":
+        idx = jnp.nonzero(spikes[0], size=k, fill_value=targets.shape[0])[0][None]
+    else:
+        idx, _ = P.compact(spikes, k)
+    tg = targets.at[idx].get(mode="fill", fill_value=width - 1)
+    w = weights.at[idx].get(mode="fill", fill_value=0)
+    buffer = buffer.at[(head + 1) % n_slots, 0, tg.ravel()].add(w.ravel())
+    return P.pop_slot(buffer, head)
 
 
 def _segment_step(buffer, head, spikes, targets, weights, k):
@@ -94,7 +103,8 @@ def main():
     for k in (int(x) for x in args.ks.split(",")):
         rows.append((f"ell K={k}", run(lambda b, h, s, k=k: P.step(b, h, s, tg, W, D, k, 1))))
         rows.append((f"ell K={k} delays", run(lambda b, h, s, k=k: P.step(b, h, s, tg, W, D, k, None))))
-        rows.append((f"nonzero K={k}", run(lambda b, h, s, k=k: _nonzero_step(b, h, s, tg, W, k))))
+        rows.append((f"scatter-add K={k}", run(lambda b, h, s, k=k: _scatter_all_step(b, h, s, tg, W, k, "ranks"))))
+        rows.append((f"nonzero K={k}", run(lambda b, h, s, k=k: _scatter_all_step(b, h, s, tg, W, k, "nonzero"))))
         rows.append((f"segment_sum K={k}", run(lambda b, h, s, k=k: _segment_step(b, h, s, tg, W, k))))
     for name, fn in rows:
         t = _timed(fn, (buf, head), args.reps)
