@@ -121,11 +121,12 @@ class Flight(NamedTuple):
     w_cross: jnp.ndarray
 
 
-def spike_potential(v_sharpness, intrinsic_mem_thr, thr):
+def spike_potential(v_sharpness, intrinsic_mem_thr, thr, xp=np):
     """Potential (mV) at which a spike is registered: ``thr``; in the
     integrate-and-fire limit ``v_sharpness = 0``, where the exponential term
-    is a wall at ``intrinsic_mem_thr``, the lower of the two."""
-    return np.where(np.asarray(v_sharpness) > 0, thr, np.minimum(thr, intrinsic_mem_thr))
+    is a wall at ``intrinsic_mem_thr``, the lower of the two (``xp``: ``numpy``,
+    or ``jax.numpy`` for traced parameters)."""
+    return xp.where(xp.asarray(v_sharpness) > 0, thr, xp.minimum(thr, intrinsic_mem_thr))
 
 
 def clamp_w(w):

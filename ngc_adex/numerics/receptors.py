@@ -32,6 +32,7 @@ import numpy as np
 import jax.numpy as jnp
 
 from .model import STATE_BOUND
+from .ops import _static
 
 KINDS = ("exp", "alpha", "beta")
 
@@ -76,13 +77,14 @@ class ReceptorParams(NamedTuple):
 
 
 def receptor_coefficients(params: ReceptorParams, resist_m, dtype) -> Receptor:
-    """The coefficients of one receptor from validated parameters (ms, mV, GOhm)."""
+    """The coefficients of one receptor from validated parameters (ms, mV, GOhm; ``resist_m`` may be traced)."""
     kind, tau_decay, tau_rise, e_rev = params
     conductance = e_rev is not None
     if kind not in KINDS:
         raise ValueError(f"receptor kind must be one of {KINDS}; got {kind!r}")
     f64 = lambda x: np.asarray(x, np.float64)
-    tau_decay, resist_m = f64(tau_decay), f64(resist_m)
+    tau_decay = f64(tau_decay)
+    resist_m = resist_m if _static(resist_m) is None else f64(resist_m)  # traced: kept (differentiable)
     lam_d = 1. / tau_decay
     zero = np.zeros_like(lam_d)
     if kind == "exp":
