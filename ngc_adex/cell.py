@@ -15,23 +15,25 @@ from .numerics.receptors import ReceptorState
 from .receptors import PortInputs, _ngc_adex_stack_ports, validate_receptors  # noqa: F401 (compiled code calls it)
 
 
-def _adex_step(v, w, ref_left, s, tols, t_spike, j, t, dt, *, coeffs, method, refractory, track_times):
+def _adex_step(v, w, ref_left, s, tols, t_spike, j, t, dt, *, coeffs, method, refractory, track_times,
+               surrogate=None):
     """Compartment arrays in, compartment arrays out (bound per cell, see ``AdExCell.step_fn``)."""
     state = numerics.AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
-    return tuple(numerics.advance(state, j, t, dt, coeffs, method, refractory, track_times))
+    out = numerics.advance(state, j, t, dt, coeffs, method, refractory, track_times, surrogate=surrogate)
+    return tuple(out) if surrogate is None else (*out[0], out[1])
 
 
 def _adex_step_receptors(v, w, ref_left, s, tols, t_spike, j, t, dt, g_syn, h_syn, syn_in, *, coeffs, method,
-                         refractory, track_times):
+                         refractory, track_times, surrogate=None):
     """As :func:`_adex_step`, with the receptors' state and the step's port inputs in and out."""
     state = numerics.AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
-    out, syn = numerics.advance(state, j, t, dt, coeffs, method, refractory, track_times,
-                                ReceptorState(g_syn, h_syn), syn_in)
-    return (*out, syn.g, syn.h)
+    out, syn, *ds = numerics.advance(state, j, t, dt, coeffs, method, refractory, track_times,
+                                     ReceptorState(g_syn, h_syn), syn_in, surrogate)
+    return (*out, syn.g, syn.h, *ds)
 
 
 #: compartments ngc-learn's AdExCell does not have (its checkpoints lack them)
-_NOT_IN_BUILTIN = ("t_spike", "ref_left")
+_NOT_IN_BUILTIN = ("t_spike", "ref_left", "surrogate")
 
 
 def _parameter(name, doc):
@@ -86,6 +88,8 @@ class AdExCell(JaxComponent):
     | t_spike - precise time of the last spike, the threshold crossing
     |           interpolated inside the step, same time base as tols (ms;
     |           kept when precise_times is on, see below, else 0)
+    | surrogate - with surrogate_type: the estimator's derivative ds/dv of the
+    |             step's spikes (1/mV; 0 at reset)
 
     Each ``advance_state(t, dt)`` moves every neuron from t - dt to t. For
     all integrators but "euler" the reset happens at the crossing and the
@@ -160,6 +164,14 @@ class AdExCell(JaxComponent):
             start; the kinetics are integrated inside every integrator (see
             :mod:`ngc_adex.numerics.receptors`)
 
+        surrogate_type: surrogate derivative of the spikes ``s`` for
+            ``jax.grad`` (Default: None = off, ``s`` differentiates to 0):
+            one of ngc-learn's estimators "straight_through", "triangular",
+            "explicit_triangular", "arctan" or "boxcar" (their default widths),
+            of the potential before the reset less the spike potential (mV); the
+            value of ``s`` is unchanged, bitwise (see
+            :mod:`ngc_adex.numerics.surrogate`); adds the compartment ``surrogate``
+
         key: PRNG key (Default: None, a time-based key)
 
     Every physiological argument (tau_m ... w0, refract_time) may be a number
@@ -176,12 +188,16 @@ class AdExCell(JaxComponent):
     def __init__(
             self, name, n_units, tau_m=15., resist_m=1., tau_w=400., v_sharpness=2., intrinsic_mem_thr=-55., thr=5.,
             v_rest=-72., v_reset=-75., a=0.1, b=0.75, v0=-70., w0=0., integration_type="euler", batch_size=1,
-            refract_time=0., precise_times=None, receptors=None, key=None, **kwargs
+            refract_time=0., precise_times=None, receptors=None, surrogate_type=None, key=None, **kwargs
     ):
         if kwargs:
             raise TypeError(f"AdExCell got unexpected keyword argument(s): {', '.join(sorted(kwargs))}")
         self._integration_arg = integration_type
         self._precise_times_arg = self._check_precise_times(precise_times)
+        if surrogate_type is not None and surrogate_type not in numerics.ESTIMATORS:
+            raise ValueError(f"surrogate_type must be None (off) or one of {sorted(numerics.ESTIMATORS)}, "
+                             f"got {surrogate_type!r}")
+        self.surrogate_type = surrogate_type
         self._raw = dict(tau_m=tau_m, resist_m=resist_m, tau_w=tau_w, v_sharpness=v_sharpness,
                          intrinsic_mem_thr=intrinsic_mem_thr, thr=thr, v_rest=v_rest, v_reset=v_reset, a=a, b=b,
                          v0=v0, w0=w0, refract_time=refract_time)
@@ -189,7 +205,7 @@ class AdExCell(JaxComponent):
         _params.normalize_integrator(integration_type)
         self._receptors_arg = receptors if isinstance(receptors, (str, type(None))) else [dict(r) for r in receptors]
         self.receptor_names, self._receptor_params = validate_receptors(receptors, reserved=set(dir(type(self))) | {
-            "j", "v", "w", "s", "tols", "t_spike", "ref_left", "key", "g_syn", "h_syn", "syn_in", "name"})
+            "j", "v", "w", "s", "tols", "t_spike", "ref_left", "key", "g_syn", "h_syn", "syn_in", "name", "surrogate"})
         super().__init__(name, key)
         self._derived = None
 
@@ -202,6 +218,8 @@ class AdExCell(JaxComponent):
         self.tols = Compartment(zeros, display_name="Time-of-Last-Spike", units="ms")
         self.t_spike = Compartment(zeros, display_name="Precise Time-of-Last-Spike", units="ms")
         self.ref_left = Compartment(zeros, display_name="Refractory Time Left", units="ms")
+        if surrogate_type is not None:
+            self.surrogate = Compartment(zeros, display_name="Surrogate State Value", units="1/mV")
         if self.receptor_names:
             ports = []
             for name, rec in zip(self.receptor_names, self._receptor_params):
@@ -319,27 +337,29 @@ class AdExCell(JaxComponent):
                 _adex_step_receptors if self.receptor_names else _adex_step,
                 coeffs=numerics.coefficients(self.params, self._dtype, self._receptor_params),
                 method=self.integration_type, refractory=bool(np.any(self._values["refract_time"] > 0)),
-                track_times=self.precise_times)
+                track_times=self.precise_times, surrogate=self.surrogate_type)
         return self._derived
 
     @compilable
     def advance_state(self, t, dt):
         if self.receptor_names:
-            v, w, ref_left, s, tols, t_spike, g_syn, h_syn = self.step_fn(
+            out = self.step_fn(
                 self.v.get(), self.w.get(), self.ref_left.get(), self.s.get(), self.tols.get(),
                 self.t_spike.get(), self.j.get(), t, dt, self.g_syn.get(), self.h_syn.get(), self.syn_in.get())
-            self.g_syn.set(g_syn)
-            self.h_syn.set(h_syn)
+            self.g_syn.set(out[6])
+            self.h_syn.set(out[7])
         else:
-            v, w, ref_left, s, tols, t_spike = self.step_fn(
+            out = self.step_fn(
                 self.v.get(), self.w.get(), self.ref_left.get(), self.s.get(), self.tols.get(), self.t_spike.get(),
                 self.j.get(), t, dt)
-        self.v.set(v)
-        self.w.set(w)
-        self.ref_left.set(ref_left)
-        self.s.set(s)
-        self.tols.set(tols)
-        self.t_spike.set(t_spike)
+        self.v.set(out[0])
+        self.w.set(out[1])
+        self.ref_left.set(out[2])
+        self.s.set(out[3])
+        self.tols.set(out[4])
+        self.t_spike.set(out[5])
+        if self.surrogate_type is not None:
+            self.surrogate.set(out[-1])
 
     @compilable
     def reset(self):
@@ -352,6 +372,8 @@ class AdExCell(JaxComponent):
         self.s.set(rest)
         self.tols.set(rest)
         self.t_spike.set(rest)
+        if self.surrogate_type is not None:
+            self.surrogate.set(rest)
         if self.receptor_names:
             self.g_syn.set(jnp.zeros((len(self.receptor_names),) + rest.shape, dtype=self._dtype))
             self.h_syn.set(jnp.zeros((len(self.receptor_names),) + rest.shape, dtype=self._dtype))
@@ -363,7 +385,8 @@ class AdExCell(JaxComponent):
         self._args = (self.name, self.n_units)
         self._kwargs = {**{k: jsonable(v) for k, v in self._raw.items()},
                         "integration_type": self._integration_arg, "batch_size": self.batch_size,
-                        "precise_times": self._precise_times_arg, "receptors": self._receptors_arg}
+                        "precise_times": self._precise_times_arg, "receptors": self._receptors_arg,
+                        "surrogate_type": self.surrogate_type}
         return super().to_json()
 
     def load(self, directory):
@@ -409,7 +432,8 @@ class AdExCell(JaxComponent):
             "outputs":
                 {"s": "Emitted spikes/pulses in the step (t - dt, t]",
                  "tols": "Time-of-last-spike (t of the step that spiked)",
-                 "t_spike": "Precise time of the last spike (threshold crossing interpolated inside the step)"},
+                 "t_spike": "Precise time of the last spike (threshold crossing interpolated inside the step)",
+                 "surrogate": "With surrogate_type: the estimator's derivative ds/dv of the step's spikes (1/mV)"},
         }
         hyperparams = {
             "n_units": "Number of neuronal cells to model in this layer",
@@ -432,7 +456,9 @@ class AdExCell(JaxComponent):
                                 "or precise",
             "receptors": "Synaptic receptor ports: list of {name, kind (exp/alpha/beta), tau_decay, tau_rise, "
                          "e_rev (mV; None = current)} or a NEST preset name (aeif_cond_exp, aeif_cond_alpha, "
-                         "aeif_psc_exp, aeif_psc_alpha)"
+                         "aeif_psc_exp, aeif_psc_alpha)",
+            "surrogate_type": "Surrogate derivative of the spikes s for jax.grad: None (off), straight_through, "
+                              "triangular, explicit_triangular, arctan or boxcar (ngc-learn's estimators)"
         }
         info = {cls.__name__: properties,
                 "compartments": compartment_props,

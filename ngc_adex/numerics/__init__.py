@@ -10,6 +10,7 @@
 ``runge_kutta``    midpoint, Heun, Ralston, RK4; dense output and crossing
 ``series``         "precise": the Taylor series of the exact solution
 ``ops``            clamps, blends and quotients with finite derivatives
+``surrogate``      opt-in surrogate derivatives of the spike output
 ``devices``        XLA:CPU speed devices, with the plain path beside them
 =================  ============================================================
 """
@@ -17,7 +18,8 @@ from .coefficients import coefficients
 from .devices import fast_exp, fast_log, plain_numerics
 from .model import EXP_CAP, PARAM_BOX, STATE_BOUND, AdExParams, AdExState, Coefficients, Flight, spike_potential
 from .step import INTEGRATOR_CODES, METHOD_ALIASES, METHODS, advance, check_current_shape
+from .surrogate import ESTIMATORS
 
-__all__ = ["AdExParams", "AdExState", "Coefficients", "EXP_CAP", "Flight", "INTEGRATOR_CODES", "METHODS",
-           "METHOD_ALIASES", "PARAM_BOX", "STATE_BOUND", "advance", "check_current_shape", "coefficients",
-           "fast_exp", "fast_log", "plain_numerics", "spike_potential"]
+__all__ = ["AdExParams", "AdExState", "Coefficients", "ESTIMATORS", "EXP_CAP", "Flight", "INTEGRATOR_CODES",
+           "METHODS", "METHOD_ALIASES", "PARAM_BOX", "STATE_BOUND", "advance", "check_current_shape",
+           "coefficients", "fast_exp", "fast_log", "plain_numerics", "spike_potential"]

@@ -15,6 +15,7 @@ from . import devices, receptors
 from .model import EXP_CAP, STATE_BOUND, AdExState, clamp_w
 from .ops import blend, maybe_any, unit_ratio
 from .reset import clamped_share, held_v, serve_refractory, spike_times
+from .surrogate import surrogate_outputs
 
 #: global error O(dt)
 ORDER = 1
@@ -42,10 +43,11 @@ def flight(v, w, j, ref_left, ex, *, dt, c, refractory):
     return jnp.clip(v + dv * h_free, -STATE_BOUND, STATE_BOUND), clamp_w(w + dw * h_free)
 
 
-def advance(state, j, t, dt, c, refractory, track_times, syn=None, weights=None):
+def advance(state, j, t, dt, c, refractory, track_times, syn=None, weights=None, surrogate=None):
     """ngc-learn's forward Euler step from ``t - dt`` to ``t``, the reset at the end of the step.
     Receptors (``syn``, ``weights``) as ngc-learn's synapses wired into its cell: their update
-    first (decay, then the step's events), then the membrane with their current at the step's v."""
+    first (decay, then the step's events), then the membrane with their current at the step's v;
+    ``surrogate``: as :func:`~ngc_adex.numerics.step.advance`'s (v before the reset is v1)."""
     if syn is not None:
         syn = receptors.euler_step(syn, weights, dt, c.receptors)
         j = j + receptors.synaptic_current(syn.g, state.v, c.receptors)
@@ -53,6 +55,7 @@ def advance(state, j, t, dt, c, refractory, track_times, syn=None, weights=None)
     v1, w1 = devices.materialize(partial(flight, dt=dt, c=c, refractory=refractory),
                                  (state.v, state.w, j, state.ref_left, exp_factor(state.v, c)), dt)
     s = (v1 > c.v_spike).astype(v1.dtype)
+    x = v1 - c.v_spike  # v before the reset, less the spike potential (surrogate)
     v0, r_a, h_free, ref_left = state.v, 0., dt, state.ref_left
     if refractory:
         r_a = clamped_share(ref_left, dt)
@@ -68,4 +71,6 @@ def advance(state, j, t, dt, c, refractory, track_times, syn=None, weights=None)
     tols, t_spike = spike_times(state, s, t, crossing, track_times)
     out = AdExState(v=blend(s, c.v_reset, v1), w=clamp_w(blend(s, w1 + c.b, w1)),
                     ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
-    return out if syn is None else (out, syn)
+    if surrogate is None:
+        return out if syn is None else (out, syn)
+    return surrogate_outputs(out, syn, x, surrogate)

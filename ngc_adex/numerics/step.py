@@ -37,8 +37,9 @@ import jax.numpy as jnp
 
 from . import devices, euler, receptors, runge_kutta, series
 from .model import STATE_BOUND, AdExState, Coefficients, Flight, clamp_w, exp_factor, input_drive
-from .ops import _static, blend, clamp, maybe_any
+from .ops import _static, blend, clamp, maybe_any, safe_ratio
 from .reset import after_spike, clamped_share, free_span, held_v, relax_w, serve_refractory, spike_times
+from .surrogate import surrogate_outputs
 
 METHODS = ("euler", "midpoint", "heun", "ralston", "rk4", "precise")
 #: accepted spellings of each integrator (any case): ngc-learn's names map to the method of
@@ -246,7 +247,7 @@ def _land_short_flights(landed, args, dt, c, refractory):
 
 
 def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory: bool,
-            track_times: bool = True, syn=None, weights=None):
+            track_times: bool = True, syn=None, weights=None, surrogate=None):
     """Advances every neuron from ``t - dt`` to ``t``.
 
     With receptors (``c.receptors``), ``syn`` is their
@@ -277,14 +278,18 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
 
         syn, weights: the receptors' state and the step's events (see above)
 
+        surrogate: None, or the name of a surrogate estimator of the spike output's derivative
+            (a key of :data:`~ngc_adex.numerics.surrogate.ESTIMATORS`; static)
+
     Returns:
         the :class:`~ngc_adex.numerics.model.AdExState` at time ``t`` (at most one spike per neuron
-        and step); with receptors, the pair (AdExState, ReceptorState) at ``t``
+        and step); with receptors, the pair (AdExState, ReceptorState) at ``t``; with ``surrogate``,
+        the estimator's derivative ds/dv of the step (1/mV, :mod:`~ngc_adex.numerics.surrogate`) last
     """
     check_current_shape(j, state.v.shape)
     dt = runtime_step(dt, state.v.dtype)
     if method == "euler":
-        return euler.advance(state, j, t, dt, c, refractory, track_times, syn, weights)
+        return euler.advance(state, j, t, dt, c, refractory, track_times, syn, weights, surrogate)
     if syn is not None:
         syn = receptors.deliver(syn, weights, c.receptors)
     ref_left = state.ref_left
@@ -310,4 +315,14 @@ def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory
         v = jnp.where(ref_left > 0., c.v_reset, v)  # exactly v_reset while clamped
     tols, t_spike = spike_times(state, s, t, lambda: (t - dt) + t_cross, track_times)
     out = AdExState(v=v, w=w, ref_left=ref_left, s=s, tols=tols, t_spike=t_spike)
-    return out if syn is None else (out, receptors.evolve(syn, dt, c.receptors))
+    if syn is not None:
+        syn = receptors.evolve(syn, dt, c.receptors)
+    if surrogate is None:
+        return out if syn is None else (out, syn)
+    # v before the reset, less v_spike: at the end of the step, or on the line from the flight's start
+    # through the crossing (theta = 0: the flight started above v_spike, by v_start - v_spike)
+    v_start = held_v(state.v, r_a, c) if refractory else state.v
+    overshoot = jnp.where(landing.theta > 0., safe_ratio((1. - landing.theta) * (c.v_spike - v_start), landing.theta),
+                          v_start - c.v_spike)
+    x = jnp.where(landing.crossed, overshoot, landing.v - c.v_spike)
+    return surrogate_outputs(out, syn, x, surrogate)
