@@ -11,6 +11,7 @@
 ``series``         "precise": the Taylor series of the exact solution
 ``ops``            clamps, blends and quotients with finite derivatives
 ``surrogate``      opt-in surrogate derivatives of the spike output
+``trajectory``     :func:`simulate_params`: a differentiable run from the parameters
 ``devices``        XLA:CPU speed devices, with the plain path beside them
 =================  ============================================================
 """
@@ -19,7 +20,9 @@ from .devices import fast_exp, fast_log, plain_numerics
 from .model import EXP_CAP, PARAM_BOX, STATE_BOUND, AdExParams, AdExState, Coefficients, Flight, spike_potential
 from .step import INTEGRATOR_CODES, METHOD_ALIASES, METHODS, advance, check_current_shape
 from .surrogate import ESTIMATORS
+from .trajectory import Trajectory, simulate_params, spike_time
 
 __all__ = ["AdExParams", "AdExState", "Coefficients", "ESTIMATORS", "EXP_CAP", "Flight", "INTEGRATOR_CODES",
-           "METHODS", "METHOD_ALIASES", "PARAM_BOX", "STATE_BOUND", "advance", "check_current_shape",
-           "coefficients", "fast_exp", "fast_log", "plain_numerics", "spike_potential"]
+           "METHODS", "METHOD_ALIASES", "PARAM_BOX", "STATE_BOUND", "Trajectory", "advance", "check_current_shape",
+           "coefficients", "fast_exp", "fast_log", "plain_numerics", "simulate_params", "spike_potential",
+           "spike_time"]
