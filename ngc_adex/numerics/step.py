@@ -18,8 +18,7 @@ where the last one stopped over the rest of the step. A crossing in a
 sub-flight is handled as one in the first flight (reset, w + b, refractory
 time, the step after the spike from the crossing time, which is a fraction of
 the whole flight). The lanes are gathered into a compact buffer
-(:func:`_capacity` lanes; with more short lanes in a step every lane flies
-again and the others keep their landing), behind a conditional on whether any
+(:func:`_capacity` lanes; more short lanes take further rounds of it), behind a conditional on whether any
 lane landed short: a step in which no lane is short costs one reduction, and every
 other lane's result is bitwise what the single flight gives. What 1 +
 MAX_SUB_FLIGHTS flights leave of a step (an input that moves v by more than
@@ -57,7 +56,7 @@ MAX_SUB_FLIGHTS = 16
 FINISH_STEPS = 4
 #: the compact buffer of those sub-flights holds max(SUB_FLIGHT_LANES, n / SUB_FLIGHT_SHARE) lanes of a
 #: population of n (all of them in a population up to SUB_FLIGHT_LANES); a step with more short lanes
-#: flies every lane again (keeping the others)
+#: fills it again, round after round
 SUB_FLIGHT_LANES = 64
 SUB_FLIGHT_SHARE = 64
 #: v of a landing cut short by the series' reach, until it is landed again: below every state
@@ -130,16 +129,17 @@ def _continue(f: Flight, drive, h, dt, c, syn, rounds) -> Flight:
         return f, short & ~g.crossed & (g.theta < 1.)
 
     def finish(state):
-        f, short = state
-        piece = (1. - f.theta) / FINISH_STEPS
-        for _ in range(FINISH_STEPS):
+        def piece(_, state):
+            f, short = state
             covered = f.theta
             syn_k = None if syn is None else receptors.evolve(syn, h * covered, c.receptors)
             ex = exp_factor(clamp(f.v, -STATE_BOUND, c.v_spike), c, coarse=True)
-            g = runge_kutta.flight(f.v, f.w, drive, h * piece, ex, c, "rk4", syn_k)
-            g = g._replace(v=jnp.minimum(g.v, c.v_spike), theta=covered + jnp.where(g.crossed, g.theta, 1.) * piece)
-            f = Flight(*(jnp.where(short, new, old) for new, old in zip(g, f)))
-            short = short & ~g.crossed
+            g = runge_kutta.flight(f.v, f.w, drive, h * span, ex, c, "rk4", syn_k)
+            g = g._replace(v=jnp.minimum(g.v, c.v_spike), theta=covered + jnp.where(g.crossed, g.theta, 1.) * span)
+            return Flight(*(jnp.where(short, new, old) for new, old in zip(g, f))), short & ~g.crossed
+
+        span = (1. - state[0].theta) / FINISH_STEPS
+        f, short = jax.lax.fori_loop(0, FINISH_STEPS, piece, state)
         return f._replace(theta=jnp.where(short, 1., f.theta)), short & False
 
     # a loop with a static trip count (a scan: reverse-differentiable), one flight in the program
@@ -213,8 +213,8 @@ def _gather_coefficients(c, shape, idx):
 def _land_short_flights(landed, args, dt, c, refractory):
     """Lands again, with up to :data:`MAX_SUB_FLIGHTS` sub-flights, every lane whose flight
     landed at :data:`SHORT` (``landed``: :func:`~ngc_adex.numerics.devices.land`'s result); every
-    other lane is kept as it is. Where none is short this is one reduction; where
-    up to :func:`_capacity` are, they are gathered into a compact buffer; else every lane flies again."""
+    other lane is kept as it is. Where none is short this is one reduction; else the short lanes
+    are gathered into a compact buffer of :func:`_capacity` lanes, round after round."""
     shape = jnp.shape(args[0])
     args = tuple(jnp.broadcast_to(x, shape) for x in args)
     n = int(np.prod(shape))
@@ -223,27 +223,24 @@ def _land_short_flights(landed, args, dt, c, refractory):
     flat = lambda x: x.reshape(-1)
     is_short = lambda landed: devices.landed_v(landed) < SHORT_BELOW
 
-    def compact(landed):
-        idx = jnp.nonzero(flat(is_short(landed)), size=cap, fill_value=n)[0]
+    def land_some(carry):
+        landed, left = carry
+        idx = jnp.nonzero(left, size=cap, fill_value=n)[0]
         # free slots fly the first short lane again (finite, discarded by the scatter)
         safe = jnp.where(idx < n, idx, idx[0])
         c_idx = _gather_coefficients(c, shape, safe)
         again = devices.land(partial(fly, c=c_idx), tuple(flat(x)[safe] for x in args), dt, c_idx)
-        return jax.tree_util.tree_map(lambda old, new: flat(old).at[idx].set(new, mode="drop").reshape(shape),
-                                      landed, again)
+        landed = jax.tree_util.tree_map(lambda old, new: flat(old).at[idx].set(new, mode="drop").reshape(shape),
+                                        landed, again)
+        return landed, left.at[idx].set(False, mode="drop")
 
-    def every(landed):
-        again = devices.land(partial(fly, c=c), args, dt, c)
-        mask = is_short(landed)
-        return jax.tree_util.tree_map(lambda old, new: jnp.where(mask, new, old), landed, again)
-
-    def land_short(landed):
-        if cap == n:
-            return compact(landed)
-        return jax.lax.cond(jnp.sum(is_short(landed).astype(jnp.int32)) > cap, every, compact, landed)
-
+    # up to cap lanes per round, each round only while some lane is left (one flight in the program)
+    rounds = -(-n // cap)
+    land_short = lambda carry: jax.lax.fori_loop(
+        0, rounds, lambda _, cr: jax.lax.cond(jnp.any(cr[1]), land_some, lambda cr: cr, cr), carry)
+    short = flat(is_short(landed))
     # (a comparison: a NaN lane is never short, and never hides a short one)
-    return jax.lax.cond(jnp.any(is_short(landed)), land_short, lambda landed: landed, landed)
+    return jax.lax.cond(jnp.any(short), land_short, lambda carry: carry, (landed, short))[0]
 
 
 def advance(state: AdExState, j, t, dt, c: Coefficients, method: str, refractory: bool,
