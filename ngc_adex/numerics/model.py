@@ -28,9 +28,9 @@ from .ops import at_most, clamp
 #: cap on the exponent inside exp(); exp(60) ~ 1e26 keeps float32 finite and
 #: shifts spike times by ~tau_m * exp(-60)
 EXP_CAP = 60.
-#: |v| and |w| never exceed this (mV / pA); reached only by diverging runs
+#: ``|v|`` and ``|w|`` never exceed this (mV / pA); reached only by diverging runs
 STATE_BOUND = 1e9
-#: what each parameter acts as in the arithmetic (the state box bounds |v| and |w| by STATE_BOUND, and a
+#: what each parameter acts as in the arithmetic (the state box bounds ``|v|`` and ``|w|`` by STATE_BOUND, and a
 #: trajectory that reaches it has left every physical regime): potentials, gains and v_sharpness beyond
 #: STATE_BOUND act as STATE_BOUND; thr beyond twice that is never (or always) reached, as beyond any bound;
 #: time constants below 1e-9 ms act as 1e-9 ms; refract_time is taken as it is

@@ -8,7 +8,7 @@
 * Quotients with derivatives written to stay finite (:func:`safe_ratio`,
   :func:`quotient`, :func:`unit_ratio`, :func:`unit_newton`, :func:`scaled`).
   ``jax.grad`` through a step is finite for every finite state and input. JAX
-  differentiates x/y as -x y^-2, which overflows for |y| < ~1e-19, and the zero
+  differentiates x/y as -x y^-2, which overflows for ``|y| < ~1e-19``, and the zero
   cotangent of a quotient that is clipped or discarded (a step spent
   refractory, v that does not move, a neuron that does not cross) times that
   inf, or times an inf or NaN the forward pass computed and then discarded, is

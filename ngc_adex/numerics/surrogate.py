@@ -20,11 +20,11 @@ The estimators are ngc-learn's (``ngclearn.utils.surrogate_fx``), with their
 default widths (``x`` in mV):
 
 =========================  ============================================
-``"straight_through"``     1
-``"triangular"``           max(0, 1 - 2 |x|)
-``"explicit_triangular"``  max(0, 1 - |x|/5)
-``"arctan"``               1/(pi (1 + (pi x)^2))
-``"boxcar"``               1 where |x| <= 5, else 0
+``"straight_through"``     ``1``
+``"triangular"``           ``max(0, 1 - 2 |x|)``
+``"explicit_triangular"``  ``max(0, 1 - |x|/5)``
+``"arctan"``               ``1/(pi (1 + (pi x)^2))``
+``"boxcar"``               ``1`` where ``|x| <= 5``, else ``0``
 =========================  ============================================
 """
 from functools import partial
