@@ -1,4 +1,5 @@
 """Sphinx configuration of the ngc-adex documentation (built with ``sphinx-build -W docs docs/_build/html``)."""
+import inspect
 import os
 import sys
 
@@ -25,7 +26,7 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_snippets", "Thumbs.db", ".DS_Store"]  # _snippets: included by pages
 
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": False}
@@ -53,6 +54,17 @@ def _restore_attribute_doc(app, what, name, obj, options, lines):
         lines[:] = _attribute_docs.pop(name)
 
 
+def _signature_behind_deprecate_args(app, what, name, obj, options, signature, return_annotation):
+    """ngcsimlib's ``deprecate_args`` wraps ``__init__`` as ``(*args, **kwargs)`` and keeps the original in
+    ``_original``: a class so wrapped (``AdExCell``) shows the original's arguments."""
+    original = getattr(getattr(obj, "__init__", None), "_original", None) if what == "class" else None
+    if original is None:
+        return None
+    sig = inspect.signature(original)
+    return str(sig.replace(parameters=list(sig.parameters.values())[1:])), return_annotation  # without self
+
+
 def setup(app):
+    app.connect("autodoc-process-signature", _signature_behind_deprecate_args)
     app.connect("autodoc-process-docstring", _keep_attribute_doc, priority=400)
     app.connect("autodoc-process-docstring", _restore_attribute_doc, priority=600)
