@@ -129,6 +129,34 @@ def cv2(spike_times):
     return float(terms.mean())
 
 
+
+def coincidence_factor(data, model, duration, window=4.):
+    r"""The coincidence factor Gamma (Kistler, Gerstner & van Hemmen 1997) of a ``model`` spike
+    train against a ``data`` train over ``duration`` (ms), with coincidences within +-``window``
+    (ms; Default: 4, as in the INCF 2009 single-neuron prediction challenge):
+
+    .. math::
+        \Gamma = \frac{N_\mathrm{coinc} - 2\nu\Delta N_\mathrm{data}}
+        {\tfrac12 (N_\mathrm{data} + N_\mathrm{model})(1 - 2\nu\Delta)}
+
+    with nu the model's rate: 1 for the same train, about 0 for a Poisson train of the model's rate.
+    Each spike takes part in at most one coincidence (matched in time order). NaN where both
+    trains are empty or 2 nu Delta >= 1.
+    """
+    data, model = spike_train(data), spike_train(model)
+    i = j = coinc = 0
+    while i < data.size and j < model.size:
+        if abs(data[i] - model[j]) <= window:
+            coinc, i, j = coinc + 1, i + 1, j + 1
+        elif data[i] < model[j]:
+            i += 1
+        else:
+            j += 1
+    chance = 2. * window * model.size / duration
+    if data.size + model.size == 0 or chance >= 1.:
+        return float("nan")
+    return float((coinc - chance * data.size) / (0.5 * (data.size + model.size) * (1. - chance)))
+
 def default_skip(n_isi):
     """ISIs :func:`adaptation_index` discards as the initial transient by
     default: 20 % of them rounded up, but never so many that fewer than two

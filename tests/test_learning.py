@@ -144,12 +144,16 @@ GRAD_CASES = [("j", 0), ("a", 0), ("tau_w", 0), ("v_sharpness", 0), ("intrinsic_
 
 
 @pytest.mark.slow
-def test_spike_time_gradients_match_reference():
-    """jax.grad of the first and second spike times of "precise" (float32, dt = 0.1 ms), jitted and
-    vmapped over the currents, against central differences of the reference."""
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_spike_time_gradients_match_reference(dtype):
+    """jax.grad of the first and second spike times of "precise" (dt = 0.1 ms; float32, and float64
+    under jax_enable_x64), jitted and vmapped over the currents, against central differences of the
+    reference."""
     P, _ = _adapting()
-    jac = jax.jit(jax.vmap(jax.jacrev(_first_two, argnums=(0, 1)), in_axes=(None, 0)))
-    J = jac(P, jnp.asarray(CURRENTS, jnp.float32))
+    with jax.enable_x64(dtype == "float64"):
+        jac = jax.jit(jax.vmap(jax.jacrev(_first_two, argnums=(0, 1)), in_axes=(None, 0)))
+        J = jax.tree_util.tree_map(np.asarray, jac(P, jnp.asarray(CURRENTS, dtype)))
+    assert J[0][1].dtype == dtype
     errors = {}
     for i, current in enumerate(CURRENTS):
         for name, k in GRAD_CASES:

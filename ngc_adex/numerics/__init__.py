@@ -11,7 +11,8 @@
 ``series``         "precise": the Taylor series of the exact solution
 ``ops``            clamps, blends and quotients with finite derivatives
 ``surrogate``      opt-in surrogate derivatives of the spike output
-``trajectory``     :func:`simulate_params`: a differentiable run from the parameters
+``trajectory``     :func:`simulate_params`, :func:`simulate_summary`: differentiable runs
+``readout``        spike summaries, pseudo-times of absent spikes, spike-train losses
 ``devices``        XLA:CPU speed devices, with the plain path beside them
 =================  ============================================================
 """
@@ -20,9 +21,11 @@ from .devices import fast_exp, fast_log, plain_numerics
 from .model import EXP_CAP, PARAM_BOX, STATE_BOUND, AdExParams, AdExState, Coefficients, Flight, spike_potential
 from .step import INTEGRATOR_CODES, METHOD_ALIASES, METHODS, advance, check_current_shape
 from .surrogate import ESTIMATORS
-from .trajectory import Trajectory, simulate_params, spike_time
+from .readout import SpikeSummary, extra_spike_penalty, pseudo_spike_times, summarize, van_rossum_distance
+from .trajectory import Trajectory, simulate_params, simulate_summary, spike_time
 
 __all__ = ["AdExParams", "AdExState", "Coefficients", "ESTIMATORS", "EXP_CAP", "Flight", "INTEGRATOR_CODES",
-           "METHODS", "METHOD_ALIASES", "PARAM_BOX", "STATE_BOUND", "Trajectory", "advance", "check_current_shape",
-           "coefficients", "fast_exp", "fast_log", "plain_numerics", "simulate_params", "spike_potential",
-           "spike_time"]
+           "METHODS", "METHOD_ALIASES", "PARAM_BOX", "STATE_BOUND", "SpikeSummary", "Trajectory", "advance", "check_current_shape",
+           "coefficients", "extra_spike_penalty", "fast_exp", "fast_log", "plain_numerics", "pseudo_spike_times",
+           "simulate_params", "simulate_summary", "spike_potential", "spike_time", "summarize",
+           "van_rossum_distance"]

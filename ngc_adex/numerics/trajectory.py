@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from .coefficients import coefficients
 from .model import AdExParams, AdExState
+from .readout import SpikeSummary, summary_start, summary_update
 from .ops import maybe_any
 from .step import advance
 
@@ -57,7 +58,7 @@ def simulate_params(params: AdExParams, j, n_steps, dt, method="precise", v0=Non
     Args:
         params: :class:`~ngc_adex.numerics.model.AdExParams` (ngc-learn units: ms, mV, resistance x
             current in mV), each field a number or an array; the population's shape is
-            ``(batch_size, n_units)``, broadcast from the fields, ``v0`` and ``w0``
+            ``(batch_size, n_units)``, broadcast from the fields, ``v0``, ``w0`` and a constant ``j``
 
         j: input current (pA with physical units), broadcastable to that shape, constant over the
             run; or a function of t (ms, the end of the step) returning it
@@ -80,9 +81,22 @@ def simulate_params(params: AdExParams, j, n_steps, dt, method="precise", v0=Non
     Returns:
         a :class:`Trajectory`
     """
+    state, step = _stepper(params, j, dt, method, v0, w0, surrogate, dtype)
+
+    def scan_step(state, i):
+        out = step(state, i)
+        new, ds = out if surrogate is not None else (out, None)
+        return new, (new, ds)
+
+    final, (states, ds) = jax.lax.scan(scan_step, state, jnp.arange(n_steps, dtype=state.v.dtype))
+    return Trajectory(final=final, states=states, surrogate=ds)
+
+
+def _stepper(params, j, dt, method, v0, w0, surrogate, dtype):
+    """The initial state and the step ``(state, i) -> advance(...)`` (step ``i`` ends at (i + 1) dt)."""
     dtype = jnp.zeros(()).dtype if dtype is None else dtype
     v0 = params.v_rest if v0 is None else v0
-    shape = np.broadcast_shapes((1, 1), *(jnp.shape(x) for x in (*params, v0, w0)))
+    shape = np.broadcast_shapes((1, 1), *(jnp.shape(x) for x in (*params, v0, w0, *(() if callable(j) else (j,)))))
     c = coefficients(params, dtype)
     # concrete refract_time = 0 everywhere: the step without the refractory clamp (traced: with it)
     refractory = maybe_any(jnp.asarray(params.refract_time) > 0)
@@ -93,12 +107,50 @@ def simulate_params(params: AdExParams, j, n_steps, dt, method="precise", v0=Non
 
     def step(state, i):
         t = (i + 1.) * dt
-        out = advance(state, jnp.asarray(current(t), dtype), t, dt, c, method, refractory, surrogate=surrogate)
-        new, ds = out if surrogate is not None else (out, None)
-        return new, (new, ds)
+        return advance(state, jnp.asarray(current(t), dtype), t, dt, c, method, refractory, surrogate=surrogate)
 
-    final, (states, ds) = jax.lax.scan(step, state, jnp.arange(n_steps, dtype=dtype))
-    return Trajectory(final=final, states=states, surrogate=ds)
+    return state, step
+
+
+def simulate_summary(params: AdExParams, j, n_steps, dt, method="precise", max_spikes=8, chunk=None, v0=None,
+                     w0=0., dtype=None) -> SpikeSummary:
+    """Simulates like :func:`simulate_params` but keeps only what spike-time losses read: a
+    :class:`~ngc_adex.numerics.readout.SpikeSummary` (the first ``max_spikes`` spike times of each
+    neuron, its spike count, its potential's maximum since its last spike, the final state).
+
+    Reverse mode stores the state only at the start of each chunk of ``chunk`` steps and recomputes
+    the chunk's steps (``jax.checkpoint``) while it differentiates them, so its memory is
+    O(N (chunk + n_steps/chunk)), not the O(N n_steps) of :func:`simulate_params`; the forward
+    values are those of :func:`simulate_params`, bit for bit.
+
+    Args:
+        params, j, n_steps, dt, method, v0, w0, dtype: as in :func:`simulate_params`
+
+        max_spikes: spike times kept per neuron (static; Default: 8); later spikes are counted only
+
+        chunk: steps per checkpointed chunk (static; Default: None = the integer nearest to
+            sqrt(n_steps), which minimizes that memory)
+
+    Returns:
+        a :class:`~ngc_adex.numerics.readout.SpikeSummary` at t = n_steps dt
+    """
+    state, step = _stepper(params, j, dt, method, v0, w0, None, dtype)
+    chunk = max(1, int(round(np.sqrt(n_steps)))) if chunk is None else int(chunk)
+    n_chunks, rest = divmod(int(n_steps), chunk)
+    carry = (state, summary_start(state, max_spikes))
+
+    def steps(carry, first, count):
+        def one(carry, i):
+            state, summary = carry
+            new = step(state, i)
+            return (new, summary_update(summary, new)), None
+        return jax.lax.scan(one, carry, first + jnp.arange(count, dtype=state.v.dtype))[0]
+
+    chunked = jax.checkpoint(lambda carry, k: (steps(carry, k * chunk, chunk), None))
+    carry = jax.lax.scan(chunked, carry, jnp.arange(n_chunks, dtype=state.v.dtype))[0]
+    if rest:
+        carry = steps(carry, n_chunks * chunk, rest)
+    return carry[1]._replace(final=carry[0])
 
 
 def spike_time(states: AdExState, n=0):
