@@ -35,7 +35,6 @@ napoleon_numpy_docstring = False
 napoleon_use_ivar = True  # "Attributes:" as fields: NamedTuple fields are documented once, by autodoc
 
 html_theme = "sphinx_rtd_theme"
-html_static_path = ["_static"]
 html_theme_options = {"navigation_depth": 3}
 
 # napoleon reads the first line of a constant's or attribute's docstring as "type: description" (Google
