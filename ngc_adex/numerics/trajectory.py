@@ -7,7 +7,9 @@ any function of them with respect to the parameters, the input current and the
 initial state. :func:`spike_time` reads the time of a neuron's n-th spike from
 it: the crossing time that the integrator interpolates inside the step, a
 differentiable function of all of those (without a surrogate, the spike
-counts themselves are piecewise constant).
+counts themselves are piecewise constant). :func:`simulate_summary` keeps only a
+:class:`~ngc_adex.numerics.readout.SpikeSummary`, with memory in reverse mode that
+does not grow with every step.
 
 Example (the first spike time's gradient with respect to every parameter)::
 
